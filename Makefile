@@ -1,0 +1,135 @@
+# taskmon build. Out of tree into build/ (build/san-<kind>/ with SANITIZE=).
+#   make            library, pkg-config file
+#   make test       install missing packages, build, run every test
+#   make bench      benchmarks, figures into build/bench/
+#   make install    PREFIX=/usr/local DESTDIR=
+# V=1 shows full commands.
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+# The one list of Debian packages the project needs (build, tests, benchmarks).
+DEB_PACKAGES := gcc make pkg-config clang libcmocka-dev libinih-dev systemtap-sdt-dev \
+                libglib2.0-dev procps
+
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+PCDIR   ?= $(LIBDIR)/pkgconfig
+VERSION := 0.1.0
+SOVER   := 0
+
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+BUILD := build
+SANFLAGS :=
+else ifeq ($(SANITIZE),address)
+BUILD := build/san-address
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(SANITIZE),thread)
+BUILD := build/san-thread
+SANFLAGS := -fsanitize=thread
+else
+$(error SANITIZE must be address or thread, not '$(SANITIZE)')
+endif
+
+CC      ?= cc
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes
+CFLAGS  ?= -O2 -g
+CFLAGS  += -fno-omit-frame-pointer
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP -Ilib
+LDFLAGS += $(SANFLAGS)
+LIBS    := -pthread -linih
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-7s %s\n' $(1) $(2)
+endif
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS := $(wildcard tests/test_*.c)
+TESTS    := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCHES  := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test bench install uninstall clean demo
+all: $(BUILD)/libtaskmon.so $(BUILD)/libtaskmon.a $(BUILD)/taskmon.pc
+
+deps:
+	@tools/install-deps.sh $(DEB_PACKAGES)
+
+$(BUILD)/lib/%.o: lib/%.c
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/libtaskmon.so.$(VERSION): $(LIB_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libtaskmon.so.$(SOVER) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/libtaskmon.so: $(BUILD)/libtaskmon.so.$(VERSION)
+	$(Q)ln -sf libtaskmon.so.$(VERSION) $(BUILD)/libtaskmon.so.$(SOVER)
+	$(Q)ln -sf libtaskmon.so.$(VERSION) $@
+
+$(BUILD)/libtaskmon.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/taskmon.pc: tools/taskmon.pc.in Makefile
+	$(call msg,GEN,$@)
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|$(VERSION)|' $< > $@
+
+# Tests and benchmarks link the static library: one binary per module, no
+# LD_LIBRARY_PATH, and sanitizers cover the library code too.
+$(BUILD)/tests/%.o: tests/%.c
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libtaskmon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libtaskmon.a -lcmocka $(LIBS)
+
+$(BUILD)/bench/%.o: tests/bench/%.c
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags glib-2.0 2>/dev/null) -c $< -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libtaskmon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libtaskmon.a $(LIBS) $(shell pkg-config --libs glib-2.0 2>/dev/null) -lm
+
+test: deps
+	@$(MAKE) --no-print-directory all tests-build
+	@tools/run-tests.sh $(TESTS)
+
+.PHONY: tests-build
+tests-build: $(TESTS)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCHES)
+	@mkdir -p build/bench
+	@for b in $(BENCHES); do $$b build/bench || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)
+	install -m 644 lib/taskmon.h lib/taskmon_shm.h $(DESTDIR)$(INCDIR)/
+	install -m 755 $(BUILD)/libtaskmon.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libtaskmon.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtaskmon.so.$(SOVER)
+	ln -sf libtaskmon.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libtaskmon.so
+	install -m 644 $(BUILD)/libtaskmon.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(BUILD)/taskmon.pc $(DESTDIR)$(PCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/taskmon.h $(DESTDIR)$(INCDIR)/taskmon_shm.h \
+	      $(DESTDIR)$(LIBDIR)/libtaskmon.so* $(DESTDIR)$(LIBDIR)/libtaskmon.a $(DESTDIR)$(PCDIR)/taskmon.pc
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(TESTS:%=%.d) $(BENCHES:%=%.d)
