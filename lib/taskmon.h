@@ -19,6 +19,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Everything declared here is the exported ABI; the rest of the library is hidden. */
+#pragma GCC visibility push(default)
 
 /* ---- task types ---------------------------------------------------------- */
 enum { TM_GENERAL, TM_NETWORK, TM_DATABASE, TM_GAME_LOGIC, TM_CONSENSUS,
@@ -108,6 +110,7 @@ int tm_task_message(uint64_t id, char *buf, size_t len);
 /* Drops finished records at least that old; returns how many. */
 int tm_cleanup(uint64_t older_than_ms);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,8 @@
 #include <sys/types.h>
 #include "taskmon.h"
 
+#pragma GCC visibility push(default)
+
 #define TM_SHM_MAGIC      0x314e4f4d4b534154ULL  /* "TASKMON1" read as little-endian bytes */
 #define TM_SHM_VERSION    1
 #define TM_SHM_PREFIX     "taskmon."            /* /dev/shm/taskmon.<pid> */
@@ -67,7 +69,9 @@ struct tm_shm_header {
 	uint64_t flags;             /* TM_SHM_F_* */
 	uint64_t max_concurrent_total; /* 0 = unlimited */
 	char     comm[16];          /* the workload's executable name, NUL-terminated */
-	uint64_t reserved[8];       /* zero */
+	uint64_t tracked_records;   /* task records held (running and retained) */
+	uint64_t tracker_bytes;     /* memory those records take, private parts included */
+	uint64_t reserved[6];       /* zero */
 };
 #define TM_SHM_F_METRICS  1u    /* spawn-latency histograms are being recorded */
 #define TM_SHM_F_CLOSED   2u    /* the workload called tm_shutdown: the figures are final */
@@ -149,4 +153,5 @@ uint64_t tm_hist_bucket_mid(unsigned bucket);     /* what a quantile reports */
 /* Value at quantile q (0 < q <= 1) of hist, 0 when empty; `max` caps the result. */
 uint64_t tm_hist_quantile(const uint64_t *hist, uint64_t max, double q);
 
+#pragma GCC visibility pop
 #endif
