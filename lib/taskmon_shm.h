@@ -123,6 +123,9 @@ const char *tm_shm_comm(const tm_shm_reader *r);       /* validated copy */
  * a newer process). */
 bool tm_shm_is_stale(const tm_shm_reader *r);
 bool tm_shm_is_closed(const tm_shm_reader *r);
+/* Records the reader has skipped as malformed (bad type, status or name) since
+ * it was opened: non-zero means a forged or corrupted segment, not a busy one. */
+uint64_t tm_shm_invalid_records(const tm_shm_reader *r);
 
 /* Per-type figures copied out of the segment. */
 struct tm_shm_type_snapshot {

@@ -1,0 +1,215 @@
+/* Task threads. Each task runs on a thread of its own; a thread whose task
+ * ends offers itself as idle and takes the next task handed over through the
+ * queue, so bursts of short tasks run at pool speed, while a spawn that finds
+ * no idle thread creates one at once and never waits behind a busy task.
+ *
+ * The hand-over is counted: `reservable` is the number of idle threads not yet
+ * promised a task. A spawner that takes one from it owes that thread exactly
+ * one queued task, so the queue never holds more tasks than there are idle
+ * threads to run them, and an idle thread may retire only by taking itself out
+ * of `reservable` first. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core.h"
+#include "futex.h"
+#include "internal.h"
+
+#define SPIN_NS 30000ull   /* one idle thread watches the queue this long before sleeping */
+
+static struct {
+	struct tm__queue q;
+	pthread_attr_t attr;
+	size_t default_stack;
+	unsigned max_idle;
+	uint64_t keepalive_ns;
+	_Alignas(64) _Atomic int64_t reservable;
+	_Atomic int64_t idle_threads;
+	_Atomic int32_t spinners;
+	_Alignas(64) _Atomic uint32_t work_seq;   /* eventcount the sleepers wait on */
+	_Atomic int32_t sleepers;
+	_Alignas(64) _Atomic uint32_t live;       /* threads alive; futex for tm__pool_stop */
+	_Atomic bool stopping;
+	bool ready;
+} P;
+
+int tm__pool_init(const struct tm__config *c)
+{
+	if (!P.ready) {
+		size_t cap = c->max_idle_threads < 64 ? 64 : c->max_idle_threads;
+		if (cap > 65536)
+			cap = 65536;   /* more idle threads than cells just fall back to new threads */
+		if (tm__queue_init(&P.q, cap) < 0)
+			return tm__fail(ENOMEM, "cannot allocate the task hand-over queue");
+		P.ready = true;
+	}
+	pthread_attr_init(&P.attr);
+	pthread_attr_setdetachstate(&P.attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&P.attr, c->stack_size);
+	P.default_stack = c->stack_size;
+	P.max_idle = c->max_idle_threads;
+	P.keepalive_ns = c->thread_keepalive_ms * 1000000ull;
+	atomic_store(&P.stopping, false);
+	return 0;
+}
+
+size_t tm__pool_default_stack(void)
+{
+	return P.default_stack;
+}
+
+static bool take_reservation(_Atomic int64_t *counter)
+{
+	int64_t n = atomic_load_explicit(counter, memory_order_relaxed);
+	while (n > 0) {
+		if (atomic_compare_exchange_weak(counter, &n, n - 1))
+			return true;
+	}
+	return false;
+}
+
+static bool queue_maybe_nonempty(void)
+{
+	return atomic_load(&P.q.head) != atomic_load(&P.q.tail);
+}
+
+static void wake_one_sleeper(void)
+{
+	if (atomic_load(&P.sleepers) > 0)
+		tm__futex_wake(&P.work_seq, 1);
+}
+
+static bool enter_idle(void)
+{
+	int64_t n = atomic_load(&P.idle_threads);
+	do {
+		if (n >= (int64_t)P.max_idle || atomic_load(&P.stopping))
+			return false;
+	} while (!atomic_compare_exchange_weak(&P.idle_threads, &n, n + 1));
+	atomic_fetch_add(&P.reservable, 1);
+	return true;
+}
+
+/* Watches the queue for a short while; true when it got a task. */
+static bool spin_for_task(struct tm__desc *d)
+{
+	int32_t zero = 0;
+	if (!atomic_compare_exchange_strong(&P.spinners, &zero, 1))
+		return false;
+	uint64_t until = tm__now_ns() + SPIN_NS;
+	bool got = false;
+	do {
+		for (int i = 0; i < 64 && !(got = tm__queue_pop(&P.q, d)); i++)
+			__builtin_ia32_pause();
+	} while (!got && tm__now_ns() < until && !atomic_load(&P.stopping));
+	atomic_store(&P.spinners, 0);
+	/* Spawners skip the wake-up while someone spins; pass on what is left. */
+	if (got && queue_maybe_nonempty())
+		wake_one_sleeper();
+	return got;
+}
+
+/* Waits for a task as an idle thread; false when the thread should exit. */
+static bool idle_wait(struct tm__desc *d)
+{
+	if (!enter_idle())
+		return false;
+	uint64_t deadline = tm__now_ns() + P.keepalive_ns;
+	bool spun = false;
+	for (;;) {
+		uint32_t seq = atomic_load(&P.work_seq);
+		if (tm__queue_pop(&P.q, d) || (!spun && (spun = true) && spin_for_task(d)))
+			break;
+		bool expired = tm__now_ns() >= deadline;
+		if ((expired || atomic_load(&P.stopping)) && take_reservation(&P.reservable)) {
+			atomic_fetch_sub(&P.idle_threads, 1);
+			return false;
+		}
+		if (expired)   /* promised to a spawner that has yet to queue its task */
+			deadline = tm__now_ns() + 1000000;
+		atomic_fetch_add(&P.sleepers, 1);
+		tm__futex_wait(&P.work_seq, seq, deadline);
+		atomic_fetch_sub(&P.sleepers, 1);
+	}
+	atomic_fetch_sub(&P.idle_threads, 1);
+	return true;
+}
+
+static void *task_thread(void *arg)
+{
+	struct tm__desc d = *(struct tm__desc *)arg;
+	free(arg);
+	bool cached = d.stack_default;
+	tm__run(&d);
+	while (cached && idle_wait(&d))
+		tm__run(&d);
+	if (atomic_fetch_sub(&P.live, 1) == 1)
+		tm__futex_wake(&P.live, INT_MAX);
+	return NULL;
+}
+
+static int new_thread(const struct tm__desc *d, size_t stack_size)
+{
+	struct tm__desc *arg = malloc(sizeof(*arg));
+	if (!arg)
+		return tm__fail(ENOMEM, "out of memory starting a task thread");
+	*arg = *d;
+	pthread_attr_t own, *attr = &P.attr;
+	if (!d->stack_default) {
+		attr = &own;
+		pthread_attr_init(&own);
+		pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&own, stack_size);
+	}
+	atomic_fetch_add(&P.live, 1);
+	pthread_t t;
+	int r = pthread_create(&t, attr, task_thread, arg);
+	if (attr == &own)
+		pthread_attr_destroy(&own);
+	if (r == 0)
+		return 0;
+	atomic_fetch_sub(&P.live, 1);
+	free(arg);
+	return tm__fail(r == EAGAIN ? EAGAIN : ENOMEM,
+	                "the kernel refused a new task thread (%s): see kernel.threads-max, kernel.pid_max, "
+	                "vm.max_map_count and ulimit -u", strerror(r));
+}
+
+int tm__pool_submit(const struct tm__desc *d, size_t stack_size)
+{
+	if (d->stack_default && take_reservation(&P.reservable)) {
+		if (tm__queue_push(&P.q, d)) {
+			atomic_fetch_add(&P.work_seq, 1);
+			if (atomic_load(&P.spinners) == 0)
+				wake_one_sleeper();
+			return 0;
+		}
+		atomic_fetch_add(&P.reservable, 1);
+	}
+	return new_thread(d, stack_size);
+}
+
+/* Every task has ended: send the idle threads away and wait until all are gone. */
+void tm__pool_stop(void)
+{
+	atomic_store(&P.stopping, true);
+	atomic_fetch_add(&P.work_seq, 1);
+	tm__futex_wake(&P.work_seq, INT_MAX);
+	uint32_t n;
+	while ((n = atomic_load(&P.live)) != 0)
+		tm__futex_wait(&P.live, n, 0);
+	pthread_attr_destroy(&P.attr);
+}
+
+/* In a forked child only the forking thread exists: forget the others. */
+void tm__pool_reset_after_fork(void)
+{
+	atomic_store(&P.reservable, 0);
+	atomic_store(&P.idle_threads, 0);
+	atomic_store(&P.spinners, 0);
+	atomic_store(&P.sleepers, 0);
+	atomic_store(&P.live, 0);
+	P.ready = false;   /* the queue may hold the parent's tasks: start a new one */
+}

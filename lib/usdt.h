@@ -1,0 +1,12 @@
+/* USDT probes of provider "taskmon". Each is a single nop in the code until a
+ * tracer attaches; the arguments are plain registers or stack slots. */
+#ifndef TM_USDT_H
+#define TM_USDT_H
+
+#include <sys/sdt.h>
+
+#define TM_PROBE_SPAWN(id, type, name)  STAP_PROBE3(taskmon, task_spawn, id, type, name)
+#define TM_PROBE_START(id)              STAP_PROBE1(taskmon, task_start, id)
+#define TM_PROBE_END(id, status, rc)    STAP_PROBE3(taskmon, task_end, id, status, rc)
+
+#endif
