@@ -21,7 +21,9 @@
 
 #define ALIGN64(x) (((x) + 63) & ~(size_t)63)
 #define LD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
-#define ST(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+/* Release stores keep every field store after the slot's odd sequence store
+ * without a separate fence (plain moves on x86). */
+#define ST(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 /* ---- segment ---------------------------------------------------------------- */
 
@@ -55,7 +57,6 @@ static int open_segment(const char *name, size_t size)
 static void fill_header(struct tm_shm_header *h, size_t types_off, size_t slots_off, size_t total)
 {
 	pid_t pid = getpid();
-	h->magic = TM_SHM_MAGIC;
 	h->version = TM_SHM_VERSION;
 	h->header_size = sizeof(*h);
 	h->type_size = sizeof(struct tm_shm_type);
@@ -75,6 +76,8 @@ static void fill_header(struct tm_shm_header *h, size_t types_off, size_t slots_
 	h->max_concurrent_total = tm__g.cfg.max_concurrent_total;
 	if (tm__proc_comm(pid, h->comm) < 0)
 		strcpy(h->comm, "?");
+	/* Last, so a reader that opens the file early never sees half a header. */
+	__atomic_store_n(&h->magic, TM_SHM_MAGIC, __ATOMIC_RELEASE);
 }
 
 int tm__registry_create(void)
@@ -190,7 +193,6 @@ int tm__type_add(const char *name, uint64_t limit, uint64_t timeout_ms, size_t s
 static void seq_begin(struct tm_shm_slot *s)
 {
 	ST(&s->seq, LD(&s->seq) + 1);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
 static void seq_end(struct tm_shm_slot *s)
@@ -379,7 +381,7 @@ static void drain_retired(void)
 	if (g->fifo_tail)
 		ST(&g->ctl[g->fifo_tail - 1].next, rev);
 	else
-		g->fifo_head = rev;
+		__atomic_store_n(&g->fifo_head, rev, __ATOMIC_RELAXED);
 	while (LD(&g->ctl[rev - 1].next))
 		rev = LD(&g->ctl[rev - 1].next);
 	g->fifo_tail = rev;
@@ -389,7 +391,7 @@ static uint32_t fifo_pop(void)
 {
 	struct tm__lib *g = &tm__g;
 	uint32_t i = g->fifo_head - 1;
-	g->fifo_head = LD(&g->ctl[i].next);
+	__atomic_store_n(&g->fifo_head, LD(&g->ctl[i].next), __ATOMIC_RELAXED);
 	if (!g->fifo_head)
 		g->fifo_tail = 0;
 	return i;
@@ -410,7 +412,8 @@ static bool evict_oldest(void)
 unsigned tm__reclaim(uint64_t now_ns, uint64_t older_than_ns, unsigned max, bool wait)
 {
 	struct tm__lib *g = &tm__g;
-	if (!atomic_load_explicit(&g->retired, memory_order_relaxed) && !g->fifo_head && !wait)
+	if (!atomic_load_explicit(&g->retired, memory_order_relaxed) &&
+	    !__atomic_load_n(&g->fifo_head, __ATOMIC_RELAXED) && !wait)
 		return 0;
 	if (wait ? pthread_mutex_lock(&g->reclaim_lock) : pthread_mutex_trylock(&g->reclaim_lock))
 		return 0;

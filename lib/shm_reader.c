@@ -30,6 +30,9 @@
 /* A writer keeps a slot odd for a few stores; more than this and it was
  * preempted or died mid-write, and the record is left out of this read. */
 #define SEQ_RETRIES 8
+/* Retries one read may spend over all slots: a forged segment full of odd
+ * counters costs one pass, not slot_count x SEQ_RETRIES yields. */
+#define SEQ_RETRY_BUDGET 256
 #define COMM_LEN 16
 
 /* Word-wise copies and the 8-aligned regions rely on these. */
@@ -153,7 +156,8 @@ static void load_words(void *dst, const void *src, size_t bytes)
 	const uint64_t *s = src;
 	unsigned char *d = dst;
 	for (size_t i = 0; i < bytes / 8; i++) {
-		uint64_t w = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+		/* Acquire: keeps a seqlock's closing sequence load after these, no fence needed. */
+		uint64_t w = __atomic_load_n(&s[i], __ATOMIC_ACQUIRE);
 		memcpy(d + 8 * i, &w, sizeof(w));
 	}
 }
@@ -233,8 +237,11 @@ static bool load_type(const tm_shm_reader *r, size_t i, struct tm_shm_type *t)
 
 /* ---- opening ------------------------------------------------------------------ */
 
+/* Acquire on the magic first: a writer that stores it last, with release,
+ * hands over a complete header to whoever sees it. */
 static int guarded_copy_header(const tm_shm_reader *r, void *ctx)
 {
+	(void)__atomic_load_n(&hdr(r)->magic, __ATOMIC_ACQUIRE);
 	load_words(ctx, r->base, sizeof(struct tm_shm_header));
 	return 0;
 }
@@ -638,22 +645,27 @@ int tm_shm_read_stats(tm_shm_reader *r, struct tm_stats *out)
 
 /* ---- task records -------------------------------------------------------------- */
 
-enum slot_state { SLOT_OK, SLOT_FREE, SLOT_BUSY, SLOT_INVALID };
+enum slot_state { SLOT_OK, SLOT_FREE, SLOT_BUSY };
 
-/* A consistent copy of slot i under its sequence counter. */
-static enum slot_state load_slot(const tm_shm_reader *r, size_t i, struct tm_shm_slot *copy)
+/* A consistent copy of slot i under its sequence counter; retries come out
+ * of *budget. */
+static enum slot_state load_slot(const tm_shm_reader *r, size_t i, struct tm_shm_slot *copy,
+				 unsigned *budget)
 {
 	const struct tm_shm_slot *s = slot_at(r, i);
 	for (int attempt = 0; attempt < SEQ_RETRIES; attempt++) {
-		if (attempt > 0)
+		if (attempt > 0) {
+			if (*budget == 0)
+				break;
+			--*budget;
 			sched_yield();   /* let a preempted writer finish */
+		}
 		uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
 		if (seq == 0)
 			return SLOT_FREE;
 		if (seq & 1u)
 			continue;
 		load_words(copy, s, sizeof(*copy));
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) == seq)
 			return SLOT_OK;
 	}
@@ -679,6 +691,7 @@ static void fill_task_info(struct tm_task_info *t, const struct tm_shm_slot *s)
 struct tasks_ctx {
 	struct tm_task_info *out;
 	size_t cap, n;
+	unsigned retry_budget;
 	bool running_only;
 };
 
@@ -695,7 +708,7 @@ static int guarded_tasks(const tm_shm_reader *r, void *arg)
 	size_t used = slots_in_use(r);
 	struct tm_shm_slot s;
 	for (size_t i = 0; i < used && c->n < c->cap; i++) {
-		if (load_slot(r, i, &s) != SLOT_OK || s.id == 0)
+		if (load_slot(r, i, &s, &c->retry_budget) != SLOT_OK || s.id == 0)
 			continue;
 		if (!slot_valid(&s)) {
 			count_invalid(r);
@@ -714,7 +727,8 @@ int tm_shm_read_tasks(tm_shm_reader *r, struct tm_task_info *out, size_t cap, bo
 		return tm__fail(EINVAL, "tm_shm_read_tasks: reader and output must not be NULL");
 	if (cap > INT_MAX)
 		cap = INT_MAX;   /* the count is returned as an int */
-	struct tasks_ctx c = { .out = out, .cap = cap, .running_only = running_only };
+	struct tasks_ctx c = { .out = out, .cap = cap, .retry_budget = SEQ_RETRY_BUDGET,
+				 .running_only = running_only };
 	int rc = run_guarded(r, guarded_tasks, &c);
 	return rc == 0 ? (int)c.n : rc;
 }

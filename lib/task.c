@@ -139,10 +139,17 @@ static struct tm_task *new_handle(uint64_t id, uint32_t slot)
 	return h;
 }
 
+/* True while the registry the handle was made in is the current one. */
+static bool handle_current(const struct tm_task *h)
+{
+	return atomic_load(&tm__g.ready) && h->epoch == tm__g.epoch;
+}
+
 static void put_handle(struct tm_task *h)
 {
 	if (atomic_fetch_sub(&h->refs, 1) == 1) {
-		tm__account_bytes(0, -(int64_t)sizeof(*h));
+		if (handle_current(h))
+			tm__account_bytes(0, -(int64_t)sizeof(*h));
 		free(h);
 	}
 }
@@ -429,7 +436,7 @@ void tm_release(tm_task *t)
 	if (!t)
 		return;
 	/* After tm_shutdown the records are gone; the handle alone remains. */
-	if (atomic_load(&tm__g.ready) && t->epoch == tm__g.epoch)
+	if (handle_current(t))
 		tm__slot_unpin(t->slot);
 	put_handle(t);
 }
@@ -463,7 +470,7 @@ int tm_cancel(tm_task *t)
 {
 	if (!t)
 		return tm__fail(EINVAL, "tm_cancel got a NULL task handle");
-	if (atomic_load(&t->done) || !atomic_load(&tm__g.ready) || t->epoch != tm__g.epoch ||
+	if (atomic_load(&t->done) || !handle_current(t) ||
 	    tm__cancel_slot(t->slot, t->id) < 0)
 		return tm__fail(ESRCH, "task %llu has already ended", (unsigned long long)t->id);
 	return 0;
