@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include "core.h"
 #include "futex.h"
 #include "internal.h"
@@ -150,6 +151,28 @@ static void *task_thread(void *arg)
 	return NULL;
 }
 
+/* Since Linux 6.16 a process has a private futex hash table that starts
+ * small (16 buckets on 2 CPUs). With tens of thousands of task threads asleep
+ * in tm_sleep_ms, every cancel would walk a bucket of thousands of waiters, so
+ * the table grows with the thread count. Older kernels refuse the call;
+ * they use the global table, which is sized for the machine. */
+#define PR_FUTEX_HASH_ 78
+#define PR_FUTEX_HASH_SET_SLOTS_ 1
+#define FUTEX_HASH_MIN_THREADS 1024u
+#define FUTEX_HASH_MAX_SLOTS 65536u
+
+static void grow_futex_hash(uint32_t threads)
+{
+	static _Atomic uint32_t sized_for;
+	if (threads < FUTEX_HASH_MIN_THREADS || (threads & (threads - 1)))
+		return;   /* only at powers of two from 1024 on: a handful of calls in a process's life */
+	uint32_t prev = atomic_load(&sized_for);
+	if (threads <= prev || !atomic_compare_exchange_strong(&sized_for, &prev, threads))
+		return;
+	uint32_t slots = threads / 2 > FUTEX_HASH_MAX_SLOTS ? FUTEX_HASH_MAX_SLOTS : threads / 2;
+	prctl(PR_FUTEX_HASH_, PR_FUTEX_HASH_SET_SLOTS_, (unsigned long)slots, 0ul, 0ul);
+}
+
 static int new_thread(const struct tm__desc *d, size_t stack_size)
 {
 	struct tm__desc *arg = malloc(sizeof(*arg));
@@ -163,7 +186,7 @@ static int new_thread(const struct tm__desc *d, size_t stack_size)
 		pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&own, stack_size);
 	}
-	atomic_fetch_add(&P.live, 1);
+	grow_futex_hash(atomic_fetch_add(&P.live, 1) + 1);
 	pthread_t t;
 	int r = pthread_create(&t, attr, task_thread, arg);
 	if (attr == &own)

@@ -443,7 +443,9 @@ int tm__cancel_slot(uint32_t i, uint64_t id)
 		if (v & TM__S_CANCEL)
 			return 0;
 	} while (!atomic_compare_exchange_weak(st, &v, v | TM__S_CANCEL));
+	/* Only the task itself waits on its word; waking one also stops the
+	 * kernel's walk of the hash bucket at the first match. */
 	if (v & TM__S_SLEEPING)
-		tm__futex_wake(tm__state_word(i), INT_MAX);
+		tm__futex_wake(tm__state_word(i), 1);
 	return 0;
 }
