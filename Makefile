@@ -104,9 +104,13 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libtaskmon.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libtaskmon.a $(LIBS) $(shell pkg-config --libs glib-2.0 2>/dev/null) -lm
 
+# The install check builds the README example against the installed library,
+# which only makes sense for the plain (unsanitized) build.
+TEST_SCRIPTS := $(if $(SANITIZE),,tests/install_test.sh)
+
 test: deps
 	@$(MAKE) --no-print-directory all tests-build
-	@tools/run-tests.sh $(TESTS)
+	@tools/run-tests.sh $(TESTS) $(TEST_SCRIPTS:%=%@$(BUILD))
 
 .PHONY: tests-build
 tests-build: $(TESTS)

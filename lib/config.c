@@ -389,16 +389,16 @@ static struct shown show(const char *word)
 	return out;
 }
 
-/* Keeps the first error only. Returns 0, an inih handler's "no". */
-__attribute__((format(printf, 3, 4)))
-static int fail(struct parse *p, int rc, const char *fmt, ...)
+/* Bad content: keeps the first error only. Returns 0, an inih handler's "no". */
+__attribute__((format(printf, 2, 3)))
+static int fail(struct parse *p, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
 
 	if (p->rc)
 		return 0;
-	p->rc = rc;
+	p->rc = -EINVAL;
 	p->err_line = p->lineno;
 	n = snprintf(p->err, p->errlen, "%s:%u: ", p->path, p->lineno);
 	if (n < 0 || (size_t)n >= p->errlen)
@@ -424,7 +424,7 @@ static int bad_value(struct parse *p, const struct key *k, const char *name, con
 	char want[128];
 
 	describe(k, want, sizeof(want));
-	return fail(p, -EINVAL, "bad value '%s' for %s: expected %s", show(value).s, show(name).s, want);
+	return fail(p, "bad value '%s' for %s: expected %s", show(value).s, show(name).s, want);
 }
 
 static int apply(struct parse *p, const struct key *k, void *base, const char *name, const char *value)
@@ -453,7 +453,7 @@ static int set_from(struct parse *p, const struct key *keys, size_t nkeys, void 
 	for (size_t i = 0; i < nkeys; i++)
 		if (strcmp(keys[i].name, name) == 0)
 			return apply(p, &keys[i], base, name, value);
-	return fail(p, -EINVAL, "unknown key '%s' in [%s]", show(name).s, show(section).s);
+	return fail(p, "unknown key '%s' in [%s]", show(name).s, show(section).s);
 }
 
 static int set_limit(struct parse *p, const char *name, const char *value)
@@ -466,7 +466,7 @@ static int set_limit(struct parse *p, const char *name, const char *value)
 	if (strncmp(name, type_limit_key.name, plen) == 0)
 		t = find_type(p->c, name + plen);
 	if (!t)
-		return fail(p, -EINVAL, "unknown key '%s' in [task_limits]", show(name).s);
+		return fail(p, "unknown key '%s' in [task_limits]", show(name).s);
 	return apply(p, &type_limit_key, t, name, value);
 }
 
@@ -475,7 +475,7 @@ static int set_timeout(struct parse *p, const char *name, const char *value)
 	struct tm__type_conf *t = find_type(p->c, name);
 
 	if (!t)
-		return fail(p, -EINVAL, "unknown type '%s' in [task_timeouts]", show(name).s);
+		return fail(p, "unknown type '%s' in [task_timeouts]", show(name).s);
 	return apply(p, &type_timeout_key, t, name, value);
 }
 
@@ -499,7 +499,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	case SEC_NONE:
 		break;
 	}
-	return fail(p, -EINVAL, "key '%s' is outside any [section]", show(name).s);
+	return fail(p, "key '%s' is outside any [section]", show(name).s);
 }
 
 /* ---- sections ------------------------------------------------------------------ */
@@ -510,13 +510,13 @@ static void enter_type(struct parse *p, const char *name)
 	struct tm__type_conf *t;
 
 	if (!tm__valid_name(name)) {
-		fail(p, -EINVAL, "bad type name '%s' in [type.%s]: expected 1 to %d printable ASCII characters",
+		fail(p, "bad type name '%s' in [type.%s]: expected 1 to %d printable ASCII characters",
 		     show(name).s, show(name).s, TM_NAME_MAX - 1);
 		return;
 	}
 	t = find_type(c, name);
 	if (!t && c->ntypes == TM_MAX_TYPES) {
-		fail(p, -EINVAL, "cannot declare type '%s': all %d types are taken", name, TM_MAX_TYPES);
+		fail(p, "cannot declare type '%s': all %d types are taken", name, TM_MAX_TYPES);
 		return;
 	}
 	if (!t) {
@@ -545,7 +545,7 @@ static void enter_named(struct parse *p, const char *name)
 	if (strncmp(name, "type.", 5) == 0)
 		enter_type(p, name + 5);
 	else
-		fail(p, -EINVAL, "unknown section [%s]", show(name).s);
+		fail(p, "unknown section [%s]", show(name).s);
 }
 
 /* line starts with '['. inih ignores whatever follows the ']'; we allow only a comment. */
@@ -562,7 +562,7 @@ static void enter_section(struct parse *p, const char *line)
 		return;  /* inih reports the line as a syntax error */
 	rest = bracket + 1 + strspn(bracket + 1, " \t");
 	if (*rest && *rest != ';' && *rest != '#') {
-		fail(p, -EINVAL, "syntax error (expected [section] or key = value)");
+		fail(p, "syntax error (expected [section] or key = value)");
 		return;
 	}
 	n = (size_t)(bracket - line - 1);
@@ -585,9 +585,9 @@ static bool fetch_line(struct parse *p, char *buf, size_t size)
 
 	while ((ch = getc(p->f)) != EOF && ch != '\n') {
 		if (ch == '\0')
-			return fail(p, -EINVAL, "line contains a NUL byte");
+			return fail(p, "line contains a NUL byte");
 		if (n == size - 1)
-			return fail(p, -EINVAL, "line is longer than %zu bytes", limit);
+			return fail(p, "line is longer than %zu bytes", limit);
 		buf[n++] = (char)ch;
 	}
 	if (ferror(p->f))
@@ -597,7 +597,7 @@ static bool fetch_line(struct parse *p, char *buf, size_t size)
 	if (n > 0 && buf[n - 1] == '\r')
 		n--;
 	if (n > limit)
-		return fail(p, -EINVAL, "line is longer than %zu bytes", limit);
+		return fail(p, "line is longer than %zu bytes", limit);
 	buf[n] = '\0';
 	return true;
 }
@@ -641,7 +641,7 @@ static int finish(struct parse *p, int r)
 	} else if (r > 0 && (!p->rc || (unsigned)r < p->err_line)) {
 		p->rc = 0;
 		p->lineno = (unsigned)r;
-		fail(p, -EINVAL, "syntax error (expected [section] or key = value)");
+		fail(p, "syntax error (expected [section] or key = value)");
 	}
 	return p->rc;
 }

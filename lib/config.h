@@ -43,7 +43,8 @@ extern const char *const tm__builtin_type_names[TM_BUILTIN_TYPES];
 void tm__config_defaults(struct tm__config *c);
 /* Parses path over the values already in c. 0, -ENOENT/-EACCES/-errno when
  * it cannot be opened, -EINVAL for bad content. On failure err receives one
- * sentence naming the file, the line and the key, and c may be partly set. */
+ * sentence naming the file, the line and the key, and c is left unchanged.
+ * Durations are capped at 10^9 s so that ms * 10^6 + now cannot overflow. */
 int  tm__config_load(struct tm__config *c, const char *path, char *err, size_t errlen);
 /* 1..31 bytes of printable ASCII (0x20..0x7e). */
 bool tm__valid_name(const char *name);
