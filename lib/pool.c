@@ -19,6 +19,8 @@
 #include "internal.h"
 
 #define SPIN_NS 30000ull   /* one idle thread watches the queue this long before sleeping */
+#define BURST_NS 20000ull  /* a thread came back to idle this recently: more will */
+#define HANDOFF_WAIT_NS 2000ull
 
 static struct {
 	struct tm__queue q;
@@ -29,6 +31,7 @@ static struct {
 	_Alignas(64) _Atomic int64_t reservable;
 	_Atomic int64_t idle_threads;
 	_Atomic int32_t spinners;
+	_Atomic uint64_t last_idle_ns;            /* when a thread last came back to idle */
 	_Alignas(64) _Atomic uint32_t work_seq;   /* eventcount the sleepers wait on */
 	_Atomic int32_t sleepers;
 	_Alignas(64) _Atomic uint32_t live;       /* threads alive; futex for tm__pool_stop */
@@ -90,6 +93,7 @@ static bool enter_idle(void)
 			return false;
 	} while (!atomic_compare_exchange_weak(&P.idle_threads, &n, n + 1));
 	atomic_fetch_add(&P.reservable, 1);
+	atomic_store_explicit(&P.last_idle_ns, tm__now_ns(), memory_order_relaxed);
 	return true;
 }
 
@@ -200,13 +204,33 @@ static int new_thread(const struct tm__desc *d, size_t stack_size)
 	                "vm.max_map_count and ulimit -u", strerror(r));
 }
 
+/* In a burst of short tasks, threads come back to idle every few
+ * microseconds and the one that does takes the queued task at once: waking a
+ * sleeper for it as well would cost a system call and a context switch, the
+ * price that otherwise dominates a burst. So while threads have been coming
+ * back recently, the spawner gives them a moment to take the task before it
+ * wakes anyone. Paced spawns, with no thread back lately, wake at once. */
+static void make_sure_someone_takes_it(void)
+{
+	if (atomic_load(&P.spinners) != 0)
+		return;
+	uint64_t now = tm__now_ns();
+	if (now - atomic_load_explicit(&P.last_idle_ns, memory_order_relaxed) < BURST_NS) {
+		uint64_t until = now + HANDOFF_WAIT_NS;
+		while (queue_maybe_nonempty() && tm__now_ns() < until)
+			__builtin_ia32_pause();
+		if (!queue_maybe_nonempty())
+			return;
+	}
+	wake_one_sleeper();
+}
+
 int tm__pool_submit(const struct tm__desc *d, size_t stack_size)
 {
 	if (d->stack_default && take_reservation(&P.reservable)) {
 		if (tm__queue_push(&P.q, d)) {
 			atomic_fetch_add(&P.work_seq, 1);
-			if (atomic_load(&P.spinners) == 0)
-				wake_one_sleeper();
+			make_sure_someone_takes_it();
 			return 0;
 		}
 		atomic_fetch_add(&P.reservable, 1);
