@@ -121,5 +121,6 @@ void tm__pool_reset_after_fork(void);
 /* task.c: runs one task on the calling pool thread */
 void tm__run(const struct tm__desc *d);
 bool tm__in_task(void);
+void tm__task_forget_after_fork(void);
 
 #endif

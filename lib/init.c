@@ -47,6 +47,7 @@ static void after_fork_child(void)
 	atomic_store(&g->shutting_down, false);
 	atomic_store(&g->running_total, 0);
 	tm__pool_reset_after_fork();
+	tm__task_forget_after_fork();
 }
 
 static void install_hooks(void)

@@ -33,6 +33,14 @@ bool tm__in_task(void)
 	return tl.in_task;
 }
 
+/* A task that forks: its child is not a task of the child's registry. */
+void tm__task_forget_after_fork(void)
+{
+	tl.in_task = false;
+	tl.thread_name[0] = '\0';
+	tl.tid = 0;
+}
+
 /* ---- spawn ---------------------------------------------------------------- */
 
 static int read_opts(const struct tm_spawn_opts *u, struct tm_spawn_opts *o)
@@ -401,11 +409,11 @@ _Noreturn void tm_panic(const char *fmt, ...)
 	va_start(ap, fmt);
 	if (msg)
 		vsnprintf(msg, MESSAGE_MAX, fmt, ap);
+	va_end(ap);
 	if (!tl.in_task) {
 		fprintf(stderr, "taskmon: tm_panic outside a task: %s\n", msg ? msg : fmt);
 		abort();
 	}
-	va_end(ap);
 	if (msg) {
 		size_t len = strlen(msg) + 1;
 		char *fit = realloc(msg, len);
