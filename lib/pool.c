@@ -258,5 +258,7 @@ void tm__pool_reset_after_fork(void)
 	atomic_store(&P.spinners, 0);
 	atomic_store(&P.sleepers, 0);
 	atomic_store(&P.live, 0);
-	P.ready = false;   /* the queue may hold the parent's tasks: start a new one */
+	/* The queue may hold the parent's tasks: start a new one. */
+	tm__queue_free(&P.q);
+	P.ready = false;
 }
