@@ -59,6 +59,7 @@ static void test_fork_inside_task(void **state)
 	(void)state;
 #ifdef __SANITIZE_THREAD__
 	/* TSan itself refuses new threads in the child of a multithreaded fork. */
+	print_message("skipped: ThreadSanitizer refuses threads in the child of a multithreaded fork\n");
 	skip();
 #endif
 	assert_int_equal(tm_init(NULL), 0);

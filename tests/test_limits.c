@@ -20,34 +20,10 @@
 #include <cmocka.h>
 
 #include "taskmon.h"
+#include "test_util.h"
 #include "taskmon_shm.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static bool wait_count(atomic_int *v, int want, unsigned timeout_ms)
-{
-	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ull;
-	while (atomic_load(v) < want) {
-		if (now_ns() > end)
-			return false;
-		sleep_ms(1);
-	}
-	return true;
-}
 
 #define assert_contains(hay, needle) do { \
 	const char *h_ = (hay), *n_ = (needle); \

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "taskmon.h"
+#include "test_util.h"
 
 enum { N_CONCURRENT = 10000, N_BACKGROUND = 1000, BATCHES = 100, BATCH = 100 };
 
@@ -40,44 +41,6 @@ enum { N_CONCURRENT = 10000, N_BACKGROUND = 1000, BATCHES = 100, BATCH = 100 };
 #endif
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static bool wait_count(atomic_int *v, int want, unsigned timeout_ms)
-{
-	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ull;
-	while (atomic_load(v) < want) {
-		if (now_ns() > end)
-			return false;
-		sleep_ms(2);
-	}
-	return true;
-}
-
-/* 10,000 waiting tasks must cost nothing while they wait: a futex, not a poll. */
-static void gate_wait(atomic_int *g)
-{
-	while (atomic_load(g) == 0)
-		syscall(SYS_futex, (int *)g, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-}
-
-static void gate_open(atomic_int *g)
-{
-	atomic_store(g, 1);
-	syscall(SYS_futex, (int *)g, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
 
 static struct tm_stats stats_now(void)
 {

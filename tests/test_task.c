@@ -24,49 +24,9 @@
 #include <cmocka.h>
 
 #include "taskmon.h"
+#include "test_util.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* Polls rather than blocks so a library that never runs the body makes the
- * test fail after the bound instead of hanging the binary. */
-static bool wait_flag(atomic_int *flag, int want, unsigned timeout_ms)
-{
-	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ull;
-	while (atomic_load(flag) < want) {
-		if (now_ns() > end)
-			return false;
-		sleep_ms(1);
-	}
-	return true;
-}
-
-/* A futex gate: thousands of blocked tasks cost nothing while they wait,
- * unlike polling, and the wake is one syscall. */
-static void gate_wait(atomic_int *g)
-{
-	while (atomic_load(g) == 0)
-		syscall(SYS_futex, (int *)g, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-}
-
-static void gate_open(atomic_int *g)
-{
-	atomic_store(g, 1);
-	syscall(SYS_futex, (int *)g, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
 
 #define assert_contains(hay, needle) do { \
 	const char *h_ = (hay), *n_ = (needle); \
@@ -414,7 +374,7 @@ static void test_join_timeout(void **state)
 	tm_task **t = hold();
 	assert_int_equal(spawn_probe(t, "long-sleeper", &p, NULL), 0);
 	uint64_t id = tm_task_id(*t);
-	assert_true(wait_flag(&p.started, 1, 2000));
+	assert_true(wait_count(&p.started, 1, 2000));
 
 	uint64_t t0 = now_ns();
 	enum tm_status st = TM_SUCCEEDED;
@@ -445,7 +405,7 @@ static void test_cancel_wakes_sleep(void **state)
 	struct probe p = { .mode = M_SLEEP, .sleep_ms = 3600 * 1000 };
 	tm_task **t = hold();
 	assert_int_equal(spawn_probe(t, "cancel-me", &p, TM_SPAWN_OPTS(.type = TM_DATABASE)), 0);
-	assert_true(wait_flag(&p.started, 1, 2000));
+	assert_true(wait_count(&p.started, 1, 2000));
 	sleep_ms(20);	/* let it get into tm_sleep_ms proper */
 
 	uint64_t t0 = now_ns();
@@ -472,7 +432,7 @@ static void test_cancelled_body_status_wins(void **state)
 	struct probe p = { .mode = M_SPIN_UNTIL_CANCELLED, .ret = 5 };
 	tm_task **t = hold();
 	assert_int_equal(spawn_probe(t, "polls-cancel", &p, NULL), 0);
-	assert_true(wait_flag(&p.started, 1, 2000));
+	assert_true(wait_count(&p.started, 1, 2000));
 	assert_int_equal(tm_cancel(*t), 0);
 	enum tm_status st;
 	assert_int_equal(join_held(t, 5000, &st, NULL), 0);
@@ -531,7 +491,7 @@ static void test_release_detaches(void **state)
 	assert_int_equal(spawn_probe(&t, "released", &p, TM_SPAWN_OPTS(.type = TM_UI)), 0);
 	uint64_t id = tm_task_id(t);
 	tm_release(t);
-	assert_true(wait_flag(&p.started, 1, 2000));
+	assert_true(wait_count(&p.started, 1, 2000));
 
 	struct tm_task_info info;
 	assert_true(find_task(id, &info));
@@ -539,7 +499,7 @@ static void test_release_detaches(void **state)
 
 	/* Without a handle it can still be reached by type. */
 	assert_int_equal(tm_cancel_type(TM_UI), 1);
-	assert_true(wait_flag(&p.finished, 1, 2000));
+	assert_true(wait_count(&p.finished, 1, 2000));
 	uint64_t end = now_ns() + 2000000000ull;
 	while (find_task(id, &info) && info.status == TM_RUNNING && now_ns() < end)
 		sleep_ms(1);
@@ -552,7 +512,7 @@ static void test_detached_spawn(void **state)
 	struct tm_stats before = stats_now();
 	struct probe p = { .mode = M_RETURN };
 	assert_int_equal(tm_spawn(NULL, "detached", probe_body, &p, NULL), 0);
-	assert_true(wait_flag(&p.finished, 1, 2000));
+	assert_true(wait_count(&p.finished, 1, 2000));
 	/* The body's return precedes the bookkeeping: poll the counter. */
 	struct tm_stats after = stats_now();
 	uint64_t end = now_ns() + 2000000000ull;
@@ -622,7 +582,7 @@ static void test_one_thread_per_task(void **state)
 		assert_int_equal(spawn_probe(t[i], "per-thread", &p[i], NULL), 0);
 	}
 	for (int i = 0; i < N; i++)
-		assert_true(wait_flag(&p[i].started, 1, 2000));
+		assert_true(wait_count(&p[i].started, 1, 2000));
 	/* All blocked at once: each must be on its own thread. */
 	for (int i = 0; i < N; i++) {
 		assert_true(p[i].tid != gettid());
@@ -820,7 +780,7 @@ static void test_list_running_only(void **state)
 		assert_int_equal(join_held(t, 5000, NULL, NULL), 0);
 	}
 	for (int i = 0; i < SLEEPERS; i++)
-		assert_true(wait_flag(&s[i].started, 1, 2000));
+		assert_true(wait_count(&s[i].started, 1, 2000));
 
 	struct tm_task_info buf[64];
 	int n = tm_list_tasks(buf, 64, true);

@@ -41,12 +41,18 @@
 
 /* ---- sizes and options --------------------------------------------------- */
 
-enum section { S_THROUGHPUT, S_LATENCY, S_CONCURRENT, S_CHURN, S_COUNT };
-static const char *const section_names[S_COUNT] = { "throughput", "latency", "concurrent", "churn" };
+enum section { S_THROUGHPUT, S_LATENCY, S_CONCURRENT, S_CHURN, S_CANCEL, S_COUNT };
+static const char *const section_names[S_COUNT] = { "throughput", "latency", "concurrent", "churn", "cancel" };
 
-/* The concurrent section is two children: the raw baseline must not share
- * an address space (and glibc's stack cache) with the library run. */
-enum job { J_THROUGHPUT, J_LATENCY, J_CONC_RAW, J_CONC_LIB, J_CHURN, J_COUNT };
+/* The concurrent and cancel sections are two children each: the raw baseline
+ * must not share an address space (glibc's stack cache, the futex hash the
+ * library resizes) with the library run. */
+enum job { J_THROUGHPUT, J_LATENCY, J_CONC_RAW, J_CONC_LIB, J_CHURN, J_CANCEL_RAW, J_CANCEL_LIB, J_COUNT };
+
+static bool job_is_raw(enum job j)
+{
+	return j == J_CONC_RAW || j == J_CANCEL_RAW;
+}
 
 struct sizes {
 	uint64_t thr_n;       /* tasks per throughput round */
@@ -55,10 +61,17 @@ struct sizes {
 	uint64_t conc_n;
 	uint64_t churn_n;
 	uint64_t churn_mark;  /* tracker size is sampled after this many */
+	uint64_t cancel_n;    /* sleepers cancelled at once; the spec's targets are for 1000 */
 };
 
-static const struct sizes full_sizes  = { 200000, 10000, 5, 50000, 1000000, 10000 };
-static const struct sizes quick_sizes = { 20000, 10000, 1, 5000, 100000, 10000 };
+static const struct sizes full_sizes  = { 200000, 10000, 5, 50000, 1000000, 10000, 1000 };
+static const struct sizes quick_sizes = { 20000, 10000, 1, 5000, 100000, 10000, 1000 };
+
+#define CANCEL_ROUNDS     5
+#define CANCEL_MAX        4096
+#define CANCEL_SETTLE_NS  (50 * 1000000ull)   /* after the last sleeper counted itself */
+#define CANCEL_POLL_NS    20000ull
+#define CANCEL_TARGET_MS  10.0
 
 /* ---- results ----------------------------------------------------------------- */
 
@@ -92,6 +105,16 @@ struct churn_res {
 	double per_s;
 };
 
+/* Per round, in ns. Library: "cancel" is the tm_cancel_type call, "ended"
+ * from its return until currently_running is 0, "bodies" from its return
+ * until every body has returned. Raw: "cancel" is signalling every
+ * sleeper's condition variable one by one, "ended" from the last signal
+ * until every thread has left its function; "bodies" is the same. */
+struct cancel_res {
+	uint64_t n, rounds, eagain;
+	uint64_t cancel[CANCEL_ROUNDS], ended[CANCEL_ROUNDS], bodies[CANCEL_ROUNDS];
+};
+
 struct msg {
 	char err[320];
 	char note[480];
@@ -100,6 +123,7 @@ struct msg {
 		struct lat_res lat;
 		struct conc_res conc;
 		struct churn_res churn;
+		struct cancel_res cancel;
 	} u;
 };
 

@@ -115,6 +115,29 @@ static inline double bu_median3(const double v[3])
 	return c;
 }
 
+/* Median of a few unsorted samples (the lower one for an even count); the
+ * samples are left in their order. At most 64 are looked at. */
+static inline uint64_t bu_median_u64(const uint64_t *v, size_t n)
+{
+	uint64_t tmp[64];
+	if (!n)
+		return 0;
+	if (n > 64)
+		n = 64;
+	memcpy(tmp, v, n * sizeof(*v));
+	qsort(tmp, n, sizeof(*tmp), bu_cmp_u64);
+	return tmp[(n - 1) / 2];
+}
+
+static inline uint64_t bu_max_u64(const uint64_t *v, size_t n)
+{
+	uint64_t max = 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] > max)
+			max = v[i];
+	return max;
+}
+
 /* 1234567 -> "1,234,567": large counts are read at a glance this way. */
 static inline const char *bu_count(char *buf, size_t len, uint64_t v)
 {
