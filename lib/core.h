@@ -112,6 +112,9 @@ static inline _Atomic uint32_t *tm__state_word(uint32_t s)
 	return __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? w : w + 1;
 }
 
+/* shm_reader.c */
+void tm__stats_add_type(struct tm_stats *s, int id, const uint64_t *counters);
+
 /* pool.c */
 int  tm__pool_init(const struct tm__config *c);
 size_t tm__pool_default_stack(void);

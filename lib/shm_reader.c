@@ -586,12 +586,14 @@ struct stats_ctx {
 	struct tm_shm_type scratch;
 };
 
-static void add_type_counters(struct tm_stats *s, int id, const uint64_t *c)
+/* Shared with the in-process tm_get_stats: one place maps counters to fields. */
+void tm__stats_add_type(struct tm_stats *s, int id, const uint64_t *c)
 {
 	s->by_type[id] = (struct tm_type_stats){
 		.spawned = c[TM_C_SPAWNED], .running = c[TM_C_RUNNING], .succeeded = c[TM_C_SUCCEEDED],
 		.failed = c[TM_C_FAILED], .panicked = c[TM_C_PANICKED], .cancelled = c[TM_C_CANCELLED],
 		.timed_out = c[TM_C_TIMED_OUT], .restarts = c[TM_C_RESTARTS], .rejected = c[TM_C_REJECTED],
+		.crashed = c[TM_C_CRASHED], .escalations = c[TM_C_ESCALATIONS],
 	};
 	s->total_spawned = sat_add(s->total_spawned, c[TM_C_SPAWNED]);
 	s->currently_running = sat_add(s->currently_running, c[TM_C_RUNNING]);
@@ -602,6 +604,8 @@ static void add_type_counters(struct tm_stats *s, int id, const uint64_t *c)
 	s->total_timed_out = sat_add(s->total_timed_out, c[TM_C_TIMED_OUT]);
 	s->total_restarts = sat_add(s->total_restarts, c[TM_C_RESTARTS]);
 	s->total_rejected = sat_add(s->total_rejected, c[TM_C_REJECTED]);
+	s->total_crashed = sat_add(s->total_crashed, c[TM_C_CRASHED]);
+	s->total_escalations = sat_add(s->total_escalations, c[TM_C_ESCALATIONS]);
 }
 
 static int guarded_stats(const tm_shm_reader *r, void *arg)
@@ -611,7 +615,7 @@ static int guarded_stats(const tm_shm_reader *r, void *arg)
 	for (size_t i = 0; i < used; i++) {
 		if (!load_type(r, i, &c->scratch))
 			continue;
-		add_type_counters(c->out, (int)i, c->scratch.counters);
+		tm__stats_add_type(c->out, (int)i, c->scratch.counters);
 		for (size_t b = 0; b < TM_HIST_BUCKETS; b++)
 			c->hist[b] = sat_add(c->hist[b], c->scratch.hist[b]);
 		if (c->scratch.latency_max_ns > c->max_ns)

@@ -13,7 +13,7 @@
 #define SNAPSHOT_TRIES 16
 
 static const char *const status_names[TM_STATUS_COUNT] = {
-	"running", "succeeded", "failed", "panicked", "cancelled", "timed_out",
+	"running", "succeeded", "failed", "panicked", "cancelled", "timed_out", "crashed",
 };
 
 const char *tm_status_name(enum tm_status s)
@@ -50,32 +50,6 @@ static void keep_tidy(void)
 	tm__reclaim(tm__now_ns(), tm__g.cfg.task_retention_ms * 1000000ull, 64, false);
 }
 
-static void copy_type_stats(const struct tm_shm_type *t, struct tm_type_stats *o)
-{
-	o->spawned = LD(&t->counters[TM_C_SPAWNED]);
-	o->running = LD(&t->counters[TM_C_RUNNING]);
-	o->succeeded = LD(&t->counters[TM_C_SUCCEEDED]);
-	o->failed = LD(&t->counters[TM_C_FAILED]);
-	o->panicked = LD(&t->counters[TM_C_PANICKED]);
-	o->cancelled = LD(&t->counters[TM_C_CANCELLED]);
-	o->timed_out = LD(&t->counters[TM_C_TIMED_OUT]);
-	o->restarts = LD(&t->counters[TM_C_RESTARTS]);
-	o->rejected = LD(&t->counters[TM_C_REJECTED]);
-}
-
-static void add_totals(struct tm_stats *s, const struct tm_type_stats *t)
-{
-	s->total_spawned += t->spawned;
-	s->currently_running += t->running;
-	s->total_completed += t->succeeded;
-	s->total_failed += t->failed;
-	s->total_panicked += t->panicked;
-	s->total_cancelled += t->cancelled;
-	s->total_timed_out += t->timed_out;
-	s->total_restarts += t->restarts;
-	s->total_rejected += t->rejected;
-}
-
 /* Merges the latency histograms of one type (type >= 0) or all (-1). */
 static uint64_t merge_hist(int type, uint64_t *hist)
 {
@@ -103,8 +77,10 @@ int tm_get_stats(struct tm_stats *out)
 	keep_tidy();
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < types_used(); i++) {
-		copy_type_stats(&tm__g.types[i], &out->by_type[i]);
-		add_totals(out, &out->by_type[i]);
+		uint64_t c[TM_C_COUNT];
+		for (unsigned k = 0; k < TM_C_COUNT; k++)
+			c[k] = LD(&tm__g.types[i].counters[k]);
+		tm__stats_add_type(out, (int)i, c);
 	}
 	uint64_t hist[TM_HIST_BUCKETS];
 	uint64_t max = merge_hist(-1, hist);

@@ -288,7 +288,7 @@ static int final_status(bool panicked, int rc, uint64_t state, uint64_t deadline
 
 static const enum tm_counter status_counter[TM_STATUS_COUNT] = {
 	[TM_SUCCEEDED] = TM_C_SUCCEEDED, [TM_FAILED] = TM_C_FAILED, [TM_PANICKED] = TM_C_PANICKED,
-	[TM_CANCELLED] = TM_C_CANCELLED, [TM_TIMED_OUT] = TM_C_TIMED_OUT,
+	[TM_CANCELLED] = TM_C_CANCELLED, [TM_TIMED_OUT] = TM_C_TIMED_OUT, [TM_CRASHED] = TM_C_CRASHED,
 };
 
 static void finish_handle(struct tm_task *h, int status, int rc)

