@@ -5,6 +5,7 @@
 #define TM_CORE_H
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -114,6 +115,47 @@ static inline _Atomic uint32_t *tm__state_word(uint32_t s)
 
 /* shm_reader.c */
 void tm__stats_add_type(struct tm_stats *s, int id, const uint64_t *counters);
+
+/* ---- groups (group.c) and the task primitives they use (task.c) ---------- */
+/* Admission under the group's concurrency limit: 0, -EAGAIN when full and
+ * !wait, -ECANCELED when the group is being cancelled or freed. */
+int  tm__group_enter(tm_group *g, bool wait);
+/* Gives back an admission whose spawn then failed. */
+void tm__group_leave_unstarted(tm_group *g);
+/* Appends a member in spawn order; the group takes over one holder reference
+ * of h (see tm__handle_hold). Returns the member index or -ENOMEM. */
+int  tm__group_add(tm_group *g, struct tm_task *h);
+/* On the task thread when a member has ended for good, before its handle
+ * says done: records the result, frees its admission, and applies
+ * cancel_on_failure. */
+void tm__group_member_ended(tm_group *g, uint32_t member, int status, int rc);
+/* On a critical member's thread when it is about to restart: applies the
+ * group's strategy to its peers (stops them in reverse spawn order, then
+ * resumes the critical ones in spawn order). */
+void tm__group_restart_peers(tm_group *g, uint32_t member);
+
+/* Handles shared by several holders (the caller, a group). */
+void tm__handle_hold(struct tm_task *h);          /* one more holder */
+void tm__handle_put(struct tm_task *h);           /* a holder lets go (as tm_release) */
+int  tm__handle_wait(struct tm_task *h, uint64_t deadline_ns);  /* 0 when ended, -ETIMEDOUT */
+bool tm__handle_ended(const struct tm_task *h);
+void tm__handle_result(const struct tm_task *h, int *status, int *rc, char name[TM_NAME_MAX]);
+/* Stopping a peer for a group strategy: a plain task is cancelled; a critical
+ * task ends its current incarnation and parks, then tm__peer_resume restarts
+ * it at once (a restart, no backoff). -ESRCH when it had already ended. */
+int  tm__peer_stop(struct tm_task *h);
+void tm__peer_wait_stopped(struct tm_task *h);   /* ended, or parked */
+void tm__peer_resume(struct tm_task *h);         /* no-op unless parked */
+
+/* ---- fault containment (contain.c) and what it needs from task.c ---------- */
+int  tm__contain_init(void);           /* installs the fault handlers once; 0 or -errno */
+bool tm__contain_enabled(void);
+int  tm__contain_thread_start(void);   /* on each task thread: an alternate signal stack */
+void tm__contain_thread_exit(void);
+/* For the fault handler, async-signal-safe: the jump target of the task body
+ * running on this thread, or NULL outside a body. */
+sigjmp_buf *tm__task_crash_jmp(void);
+void tm__task_note_crash(int signo, int code, uint64_t addr, uint64_t ip);
 
 /* pool.c */
 int  tm__pool_init(const struct tm__config *c);
