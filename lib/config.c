@@ -42,6 +42,7 @@ void tm__config_defaults(struct tm__config *c)
 	c->stack_size = 65536;
 	c->thread_keepalive_ms = 10000;
 	c->max_idle_threads = 256;
+	c->contain_faults = false;
 	for (unsigned i = 0; i < TM_BUILTIN_TYPES; i++)
 		strcpy(c->types[i].name, tm__builtin_type_names[i]);
 	c->ntypes = TM_BUILTIN_TYPES;
@@ -336,6 +337,7 @@ static const struct key management_keys[] = {
 	{ "stack_size", K_SIZE, MG(stack_size), MIN_STACK, MAX_STACK, false },
 	DURATION("thread_keepalive", thread_keepalive_ms, 0),
 	{ "max_idle_threads", K_UINT, MG(max_idle_threads), 0, 1000000, false },
+	{ "contain_faults", K_BOOL, MG(contain_faults), 0, 0, false },
 };
 
 static const struct key type_keys[] = {

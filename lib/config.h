@@ -30,6 +30,7 @@ struct tm__config {
 	size_t   stack_size;               /* 65536 */
 	uint64_t thread_keepalive_ms;      /* 10000: idle task threads retire after this */
 	unsigned max_idle_threads;         /* 256: bound of the thread cache */
+	bool     contain_faults;           /* false: a task's SIGSEGV etc. ends the process */
 	/* [task_limits] */
 	uint64_t max_concurrent_total;     /* 0 = unlimited */
 	/* per type: [task_limits] max_concurrent_<builtin>, [task_timeouts] <type> = secs,

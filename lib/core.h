@@ -22,7 +22,14 @@ struct tm__ctl {
 	_Atomic uint64_t state;
 	uint32_t next;          /* free stack / retire list link: slot index + 1, 0 = none */
 	uint32_t unused;
-	char *message;          /* panic message, under g.msg_lock */
+	struct tm__extra *extra;/* panic message or crash details, under g.msg_lock */
+};
+
+/* What a task leaves behind beyond its slot: rare, so kept apart. */
+struct tm__extra {
+	struct tm_crash_info crash;
+	bool crashed;
+	char message[];
 };
 #define TM__S_CANCEL   0x01u   /* cancellation requested */
 #define TM__S_TIMEOUT  0x02u   /* the task saw its deadline pass */
@@ -30,17 +37,33 @@ struct tm__ctl {
 #define TM__S_DONE     0x08u   /* the body returned: no cancel lands any more */
 #define TM__S_PINNED   0x10u   /* a handle refers to the record: keep it */
 #define TM__S_WANTED   0x20u   /* reclaim skipped it while pinned: the unpinner frees it */
+#define TM__S_RESTART  0x40u   /* its group stops this critical task to restart it */
+#define TM__S_PARKED   0x80u   /* stopped by its group, waiting to be resumed */
 
 #define TM__RECORD_BYTES (sizeof(struct tm_shm_slot) + sizeof(struct tm__ctl))
 
 struct tm_task {                 /* a handle */
 	uint64_t id;
 	uint32_t slot;
+	uint32_t epoch;              /* tm__g.epoch when made: the records it points at */
 	_Atomic uint32_t done;       /* futex: 0 running, 1 ended */
 	_Atomic uint32_t waiters;
-	_Atomic uint32_t refs;       /* the caller and the running task */
-	uint32_t epoch;              /* tm__g.epoch when made: the records it points at */
+	_Atomic uint32_t refs;       /* the holders and the running task */
+	_Atomic uint32_t holders;    /* the caller, a group: the record stays pinned while any hold it */
 	int status, rc;
+	bool critical;
+	char name[TM_NAME_MAX];
+};
+
+/* A critical task's supervision state, owned by whichever thread runs it. */
+struct tm__crit {
+	struct tm_critical_opts o;   /* normalised: defaults filled in */
+	unsigned attempt;            /* restarts since the last reset */
+	uint64_t prev_delay_ms;
+	uint64_t rng;
+	uint64_t restarts;           /* in all */
+	uint64_t *times;             /* ring of restart times (ns) within the window */
+	unsigned times_cap, times_len, times_head;
 };
 
 struct tm__lib {
@@ -81,10 +104,29 @@ struct tm__desc {
 	tm_fn fn;
 	void *arg;
 	struct tm_task *handle;
+	struct tm__crit *crit;  /* critical tasks only */
+	tm_group *group;
 	uint64_t deadline_ns;   /* 0 = none */
+	uint64_t resume_at_ns;  /* a critical task moved to a new thread: restart then */
 	uint32_t slot;
+	uint32_t member;        /* index in group */
 	uint32_t stack_default; /* 1 when it may run on a cached thread */
+	uint32_t unused;
 };
+
+/* critical.c */
+int  tm__crit_new(struct tm__crit **out, const struct tm_critical_opts *o);
+void tm__crit_free(struct tm__crit *c);
+/* Whether the policy restarts an incarnation that ended so. */
+bool tm__crit_wants_restart(const struct tm__crit *c, int status, int rc, void *arg);
+/* Applies intensity and backoff to a restart at now_ns after a run of ran_ns:
+ * false = give up; true = restart after *delay_ms (attempt number in *attempt). */
+bool tm__crit_plan_restart(struct tm__crit *c, uint64_t now_ns, uint64_t ran_ns, uint64_t *delay_ms,
+                           unsigned *attempt);
+
+/* spawn.c */
+int  tm__spawn_common(tm_task **out, const char *name, tm_fn fn, void *arg,
+                      const struct tm_spawn_opts *opts, bool wait_for_group);
 
 /* init.c */
 int  tm__ensure_init(void);
@@ -93,7 +135,8 @@ int  tm__ensure_init(void);
 int  tm__registry_create(void);
 void tm__registry_destroy(void);
 int  tm__slot_alloc(uint32_t *out);
-void tm__slot_publish_spawn(uint32_t s, uint64_t id, int type, const char *name, uint64_t now_ns);
+void tm__slot_publish_spawn(uint32_t s, uint64_t id, int type, const char *name, uint64_t now_ns, uint8_t flags);
+void tm__slot_publish_restart(uint32_t s, int rc, uint64_t cpu_ns, uint32_t restarts);
 void tm__slot_publish_start(uint32_t s, uint32_t tid, uint64_t start_ns);
 void tm__slot_publish_end(uint32_t s, int status, int rc, uint64_t end_ns, uint64_t cpu_ns);
 void tm__slot_retire(uint32_t s);
@@ -164,7 +207,12 @@ int  tm__pool_submit(const struct tm__desc *d, size_t stack_size);
 void tm__pool_stop(void);
 void tm__pool_reset_after_fork(void);
 /* task.c: runs one task on the calling pool thread */
-void tm__run(const struct tm__desc *d);
+/* Returns false when the thread must not be reused (it ran a contained fault). */
+bool tm__run(const struct tm__desc *d);
+void tm__finish_handle(struct tm_task *h, int status, int rc);
+void tm__put_handle_ref(struct tm_task *h);
+struct tm_task *tm__new_handle(uint64_t id, uint32_t slot, const char *name, uint32_t holders);
+void tm__unadmit(int type);
 bool tm__in_task(void);
 void tm__task_forget_after_fork(void);
 

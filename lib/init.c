@@ -83,11 +83,15 @@ static int register_config_types(const struct tm__config *c)
 	return 0;
 }
 
-static int bring_up(const char *path)
+static int bring_up(const char *path, bool contain_faults)
 {
 	struct tm__lib *g = &tm__g;
 	int r = load_config(&g->cfg, path);
 	if (r < 0)
+		return r;
+	g->cfg.contain_faults |= contain_faults;
+	/* Handlers stay installed once on: containment is for the process's life. */
+	if (g->cfg.contain_faults && (r = tm__contain_init()) < 0)
 		return r;
 	if ((r = tm__registry_create()) < 0)
 		return r;
@@ -100,16 +104,31 @@ static int bring_up(const char *path)
 	return 0;
 }
 
-int tm_init(const char *config_path)
+int tm_init_opts(const struct tm_init_opts *u)
 {
 	struct tm__lib *g = &tm__g;
+	struct tm_init_opts o = { 0 };
+	if (u) {
+		if (u->sz < sizeof(u->sz) || u->sz > 4096)
+			return tm__fail(EINVAL, "init options have sz %zu; fill them with TM_INIT_OPTS()", u->sz);
+		memcpy(&o, u, u->sz < sizeof(o) ? u->sz : sizeof(o));
+		for (size_t i = sizeof(o); i < u->sz; i++)
+			if (((const unsigned char *)u)[i])
+				return tm__fail(EINVAL, "init options set fields this library does not know (sz %zu > %zu)",
+				                u->sz, sizeof(o));
+	}
 	pthread_once(&hooks_once, install_hooks);
 	pthread_mutex_lock(&g->init_lock);
-	int r = atomic_load(&g->ready) ? 0 : bring_up(config_path);
+	int r = atomic_load(&g->ready) ? 0 : bring_up(o.config_path, o.contain_faults);
 	if (r == 0)
 		atomic_store_explicit(&g->ready, true, memory_order_release);
 	pthread_mutex_unlock(&g->init_lock);
 	return r;
+}
+
+int tm_init(const char *config_path)
+{
+	return tm_init_opts(TM_INIT_OPTS(.config_path = config_path));
 }
 
 int tm__ensure_init(void)

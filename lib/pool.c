@@ -147,9 +147,12 @@ static void *task_thread(void *arg)
 	struct tm__desc d = *(struct tm__desc *)arg;
 	free(arg);
 	bool cached = d.stack_default;
-	tm__run(&d);
-	while (cached && idle_wait(&d))
-		tm__run(&d);
+	tm__contain_thread_start();
+	/* A thread that ran a contained fault is never reused. */
+	bool reusable = tm__run(&d);
+	while (cached && reusable && idle_wait(&d))
+		reusable = tm__run(&d);
+	tm__contain_thread_exit();
 	if (atomic_fetch_sub(&P.live, 1) == 1)
 		tm__futex_wake(&P.live, INT_MAX);
 	return NULL;

@@ -125,7 +125,7 @@ void tm__registry_destroy(void)
 		return;
 	__atomic_fetch_or(&g->hdr->flags, TM_SHM_F_CLOSED, __ATOMIC_RELEASE);
 	for (uint64_t i = 0; i < LD(&g->hdr->slots_used); i++)
-		free(g->ctl[i].message);
+		free(g->ctl[i].extra);
 	shm_unlink(g->shm_name);
 	munmap(g->map, g->map_size);
 	munmap(g->ctl, g->ctl_size);
@@ -202,7 +202,7 @@ static void seq_end(struct tm_shm_slot *s)
 	__atomic_store_n(&s->seq, v ? v : 2, __ATOMIC_RELEASE);
 }
 
-void tm__slot_publish_spawn(uint32_t i, uint64_t id, int type, const char *name, uint64_t now_ns)
+void tm__slot_publish_spawn(uint32_t i, uint64_t id, int type, const char *name, uint64_t now_ns, uint8_t flags)
 {
 	struct tm_shm_slot *s = &tm__g.slots[i];
 	seq_begin(s);
@@ -215,7 +215,7 @@ void tm__slot_publish_spawn(uint32_t i, uint64_t id, int type, const char *name,
 	ST(&s->rc, 0);
 	ST(&s->type, (uint16_t)type);
 	ST(&s->status, (uint8_t)TM_RUNNING);
-	ST(&s->flags, 0);
+	ST(&s->flags, flags);
 	ST(&s->restarts, 0);
 	write_name(s->name, name);
 	seq_end(s);
@@ -227,6 +227,20 @@ void tm__slot_publish_start(uint32_t i, uint32_t tid, uint64_t start_ns)
 	seq_begin(s);
 	ST(&s->tid, tid);
 	ST(&s->start_ns, start_ns);
+	ST(&s->flags, (uint8_t)(LD(&s->flags) & ~TM_SLOT_F_BACKOFF));
+	seq_end(s);
+}
+
+/* Between incarnations of a critical task: its latest run ended so, and it
+ * waits out a restart delay (or its group) before the next. */
+void tm__slot_publish_restart(uint32_t i, int rc, uint64_t cpu_ns, uint32_t restarts)
+{
+	struct tm_shm_slot *s = &tm__g.slots[i];
+	seq_begin(s);
+	ST(&s->rc, (int32_t)rc);
+	ST(&s->cpu_ns, cpu_ns);
+	ST(&s->restarts, restarts);
+	ST(&s->flags, (uint8_t)(LD(&s->flags) | TM_SLOT_F_BACKOFF));
 	seq_end(s);
 }
 
@@ -236,7 +250,8 @@ void tm__slot_publish_end(uint32_t i, int status, int rc, uint64_t end_ns, uint6
 	uint8_t flags = LD(&s->flags);
 	if (atomic_load_explicit(&tm__g.ctl[i].state, memory_order_relaxed) & TM__S_CANCEL)
 		flags |= TM_SLOT_F_CANCEL_REQ;
-	if (tm__g.ctl[i].message)
+	flags &= (uint8_t)~TM_SLOT_F_BACKOFF;
+	if (tm__g.ctl[i].extra)
 		flags |= TM_SLOT_F_MESSAGE;
 	seq_begin(s);
 	ST(&s->end_ns, end_ns);
@@ -311,11 +326,11 @@ static void free_record(uint32_t i)
 {
 	struct tm__lib *g = &tm__g;
 	struct tm_shm_slot *s = &g->slots[i];
-	if (g->ctl[i].message) {
+	if (g->ctl[i].extra) {
 		pthread_mutex_lock(&g->msg_lock);
-		size_t len = strlen(g->ctl[i].message) + 1;
-		free(g->ctl[i].message);
-		g->ctl[i].message = NULL;
+		size_t len = sizeof(struct tm__extra) + strlen(g->ctl[i].extra->message) + 1;
+		free(g->ctl[i].extra);
+		g->ctl[i].extra = NULL;
 		pthread_mutex_unlock(&g->msg_lock);
 		tm__account_bytes(0, -(int64_t)len);
 	}

@@ -155,26 +155,47 @@ int tm_list_tasks(struct tm_task_info *out, size_t cap, bool running_only)
 	return (int)k;
 }
 
+/* Copies what the record of task id keeps beyond its slot; false when none. */
+static bool copy_extra(uint64_t id, char *buf, size_t len, struct tm_crash_info *crash)
+{
+	uint64_t n = __atomic_load_n(&tm__g.hdr->slots_used, __ATOMIC_ACQUIRE);
+	for (uint64_t i = 0; id && i < n; i++) {
+		if (LD(&tm__g.slots[i].id) != id)
+			continue;
+		/* Under the lock a record cannot be freed, so id and extra agree. */
+		pthread_mutex_lock(&tm__g.msg_lock);
+		const struct tm__extra *x = LD(&tm__g.slots[i].id) == id ? tm__g.ctl[i].extra : NULL;
+		bool found = x && (!crash || x->crashed);
+		if (found && buf && len)
+			snprintf(buf, len, "%s", x->message);
+		if (found && crash)
+			*crash = x->crash;
+		pthread_mutex_unlock(&tm__g.msg_lock);
+		return found;
+	}
+	return false;
+}
+
 int tm_task_message(uint64_t id, char *buf, size_t len)
 {
 	int r = tm__ensure_init();
 	if (r < 0)
 		return r;
-	uint64_t n = __atomic_load_n(&tm__g.hdr->slots_used, __ATOMIC_ACQUIRE);
-	for (uint64_t i = 0; id && i < n; i++) {
-		if (LD(&tm__g.slots[i].id) != id)
-			continue;
-		/* Under the lock a record cannot be freed, so id and message agree. */
-		pthread_mutex_lock(&tm__g.msg_lock);
-		const char *m = LD(&tm__g.slots[i].id) == id ? tm__g.ctl[i].message : NULL;
-		if (m && buf && len)
-			snprintf(buf, len, "%s", m);
-		pthread_mutex_unlock(&tm__g.msg_lock);
-		if (m)
-			return 0;
-		break;
-	}
-	return tm__fail(ENOENT, "task %llu has no panic message", (unsigned long long)id);
+	if (copy_extra(id, buf, len, NULL))
+		return 0;
+	return tm__fail(ENOENT, "task %llu has no panic or crash message", (unsigned long long)id);
+}
+
+int tm_task_crash(uint64_t id, struct tm_crash_info *out)
+{
+	int r = tm__ensure_init();
+	if (r < 0)
+		return r;
+	if (!out)
+		return tm__fail(EINVAL, "tm_task_crash got a NULL pointer");
+	if (copy_extra(id, NULL, 0, out))
+		return 0;
+	return tm__fail(ENOENT, "task %llu did not end with a contained crash", (unsigned long long)id);
 }
 
 int tm_cleanup(uint64_t older_than_ms)

@@ -1,8 +1,11 @@
-/* Spawning, running, joining and cancelling tasks. */
+/* Running tasks: one incarnation after another on a task thread, the end of
+ * a task, and what a task body may call (tm_cancelled, tm_sleep_ms,
+ * tm_panic). */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,230 +16,56 @@
 #include "internal.h"
 #include "usdt.h"
 
-#define MAX_OPTS_SZ     4096    /* a larger sz is a caller bug, not a newer header */
 #define MESSAGE_MAX     512     /* panic messages are kept up to this many bytes */
-#define RECLAIM_BATCH   2       /* records freed per spawn or end: enough to keep up, never a pause */
+#define RECLAIM_BATCH   2
+#define JUMP_PANIC      1
+#define JUMP_CRASH      2
 
 /* What the calling thread is running, when it is a task thread. */
 static _Thread_local struct {
-	bool in_task;
+	bool in_task;               /* inside a body: tm_cancelled and the fault handler apply */
+	bool retire;                /* ran a contained fault: the thread is not reused */
 	uint32_t slot;
 	uint64_t id;
 	uint64_t deadline_ns;
 	pid_t tid;
 	char thread_name[16];
-	jmp_buf panic_jmp;
+	struct tm_crash_info crash;
+	sigjmp_buf jmp;             /* tm_panic and the fault handler leave the body here */
 } tl;
+
+/* One run of a body. */
+struct run {
+	uint64_t ready_ns;          /* when it could start: spawn, or the end of a restart delay */
+	uint64_t start_ns, end_ns, cpu_ns;
+	int rc, status;
+	bool panicked, crashed;
+};
 
 bool tm__in_task(void)
 {
 	return tl.in_task;
 }
 
-/* A task that forks: its child is not a task of the child's registry. */
 void tm__task_forget_after_fork(void)
 {
 	tl.in_task = false;
+	tl.retire = false;
 	tl.thread_name[0] = '\0';
 	tl.tid = 0;
 }
 
-/* ---- spawn ---------------------------------------------------------------- */
-
-static int read_opts(const struct tm_spawn_opts *u, struct tm_spawn_opts *o)
+sigjmp_buf *tm__task_crash_jmp(void)
 {
-	memset(o, 0, sizeof(*o));
-	if (!u)
-		return 0;
-	if (u->sz < sizeof(u->sz) || u->sz > MAX_OPTS_SZ)
-		return tm__fail(EINVAL, "spawn options have sz %zu; fill them with TM_SPAWN_OPTS() or set sz to "
-		                "sizeof(struct tm_spawn_opts) (%zu)", u->sz, sizeof(*o));
-	memcpy(o, u, u->sz < sizeof(*o) ? u->sz : sizeof(*o));
-	for (size_t i = sizeof(*o); i < u->sz; i++)
-		if (((const unsigned char *)u)[i])
-			return tm__fail(EINVAL, "spawn options set fields this library does not know (sz %zu > %zu): "
-			                "was the program built against a newer taskmon.h?", u->sz, sizeof(*o));
-	return 0;
+	return tl.in_task ? &tl.jmp : NULL;
 }
 
-static int check_name(const char *name)
+void tm__task_note_crash(int signo, int code, uint64_t addr, uint64_t ip)
 {
-	if (!name)
-		return tm__fail(EINVAL, "task name is NULL");
-	size_t n = strnlen(name, TM_NAME_MAX);
-	if (n == 0)
-		return tm__fail(EINVAL, "task name is empty; it must be 1 to %d bytes of printable ASCII", TM_NAME_MAX - 1);
-	if (n >= TM_NAME_MAX)
-		return tm__fail(EINVAL, "task name '%.*s...' is longer than %d bytes", 16, name, TM_NAME_MAX - 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (c < 0x20 || c > 0x7e)
-			return tm__fail(EINVAL, "task name has byte 0x%02x at offset %zu; only printable ASCII is allowed", c, i);
-	}
-	return 0;
+	tl.crash = (struct tm_crash_info){ .signo = signo, .code = code, .addr = addr, .ip = ip };
 }
 
-static const char *limit_key(int type, char *buf, size_t len)
-{
-	if (type < TM_BUILTIN_TYPES)
-		snprintf(buf, len, "max_concurrent_%s in [task_limits]", tm__builtin_type_names[type]);
-	else
-		snprintf(buf, len, "max_concurrent in [type.%s]", tm__g.types[type].name);
-	return buf;
-}
-
-/* Counts the task as running unless that breaks a limit. */
-static int admit(int type)
-{
-	struct tm__lib *g = &tm__g;
-	uint64_t *running = &g->types[type].counters[TM_C_RUNNING];
-	uint64_t lim = g->type_limit[type];
-	uint64_t n = __atomic_add_fetch(running, 1, __ATOMIC_RELAXED);
-	if (lim && n > lim) {
-		char key[80];
-		__atomic_fetch_sub(running, 1, __ATOMIC_RELAXED);
-		tm__count(type, TM_C_REJECTED, 1);
-		return tm__fail(EAGAIN, "type '%s' already runs %llu tasks, its limit (%s)", g->types[type].name,
-		                (unsigned long long)lim, limit_key(type, key, sizeof(key)));
-	}
-	uint64_t total = atomic_fetch_add_explicit(&g->running_total, 1, memory_order_relaxed) + 1;
-	if (g->cfg.max_concurrent_total && total > g->cfg.max_concurrent_total) {
-		__atomic_fetch_sub(running, 1, __ATOMIC_RELAXED);
-		atomic_fetch_sub_explicit(&g->running_total, 1, memory_order_relaxed);
-		tm__count(type, TM_C_REJECTED, 1);
-		return tm__fail(EAGAIN, "%llu tasks already run, the limit max_concurrent_total in [task_limits]",
-		                (unsigned long long)g->cfg.max_concurrent_total);
-	}
-	return 0;
-}
-
-static void unadmit(int type)
-{
-	__atomic_fetch_sub(&tm__g.types[type].counters[TM_C_RUNNING], 1, __ATOMIC_RELAXED);
-	atomic_fetch_sub_explicit(&tm__g.running_total, 1, memory_order_relaxed);
-}
-
-static int resolve(const struct tm_spawn_opts *o, size_t *stack, uint64_t *timeout_ms)
-{
-	int ntypes = (int)__atomic_load_n(&tm__g.hdr->types_used, __ATOMIC_ACQUIRE);
-	if (o->type < 0 || o->type >= ntypes)
-		return tm__fail(EINVAL, "task type %d is not registered (%d types are)", o->type, ntypes);
-	*stack = o->stack_size ? o->stack_size : tm__g.type_stack[o->type];
-	if (!*stack)
-		*stack = tm__pool_default_stack();
-	if (*stack < 16384)
-		return tm__fail(EINVAL, "stack size %zu is below the minimum of 16384 bytes", *stack);
-	*timeout_ms = o->timeout_ms ? o->timeout_ms : tm__g.type_timeout_ms[o->type];
-	return 0;
-}
-
-static struct tm_task *new_handle(uint64_t id, uint32_t slot)
-{
-	struct tm_task *h = malloc(sizeof(*h));
-	if (!h)
-		return NULL;
-	h->id = id;
-	h->slot = slot;
-	h->epoch = tm__g.epoch;
-	atomic_init(&h->done, 0);
-	atomic_init(&h->waiters, 0);
-	atomic_init(&h->refs, 2);
-	h->status = TM_RUNNING;
-	h->rc = 0;
-	tm__account_bytes(0, sizeof(*h));
-	return h;
-}
-
-/* True while the registry the handle was made in is the current one. */
-static bool handle_current(const struct tm_task *h)
-{
-	return atomic_load(&tm__g.ready) && h->epoch == tm__g.epoch;
-}
-
-static void put_handle(struct tm_task *h)
-{
-	if (atomic_fetch_sub(&h->refs, 1) == 1) {
-		if (handle_current(h))
-			tm__account_bytes(0, -(int64_t)sizeof(*h));
-		free(h);
-	}
-}
-
-static uint64_t deadline_after(uint64_t now, uint64_t ms)
-{
-	if (!ms)
-		return 0;
-	uint64_t ns;
-	if (__builtin_mul_overflow(ms, 1000000ull, &ns) || __builtin_add_overflow(now, ns, &ns))
-		return UINT64_MAX;
-	return ns;
-}
-
-/* Undoes a spawn whose thread could not be had: nothing stays half-registered. */
-static void abandon(uint32_t slot, int type, uint64_t id, struct tm_task *h)
-{
-	unadmit(type);
-	tm__count(type, TM_C_REJECTED, 1);
-	TM_PROBE_END(id, (int)TM_FAILED, -EAGAIN);
-	if (h) {
-		tm__account_bytes(0, -(int64_t)sizeof(*h));
-		free(h);
-	}
-	tm__slot_discard(slot);
-}
-
-int tm_spawn(tm_task **out, const char *name, tm_fn fn, void *arg, const struct tm_spawn_opts *uopts)
-{
-	struct tm_spawn_opts o;
-	size_t stack = 0;
-	uint64_t timeout_ms = 0;
-	if (out)
-		*out = NULL;
-	int r = tm__ensure_init();
-	if (r < 0 || (r = read_opts(uopts, &o)) < 0 || (r = check_name(name)) < 0 ||
-	    (r = resolve(&o, &stack, &timeout_ms)) < 0)
-		return r;
-	if (!fn)
-		return tm__fail(EINVAL, "task '%s' has no function", name);
-	if (atomic_load(&tm__g.shutting_down))
-		return tm__fail(EAGAIN, "taskmon is shutting down; task '%s' was not started", name);
-	if ((r = admit(o.type)) < 0)
-		return r;
-
-	uint32_t slot;
-	if ((r = tm__slot_alloc(&slot)) < 0) {
-		unadmit(o.type);
-		tm__count(o.type, TM_C_REJECTED, 1);
-		return r;
-	}
-	uint64_t now = tm__now_ns();
-	uint64_t id = __atomic_add_fetch(&tm__g.hdr->next_task_id, 1, __ATOMIC_RELAXED);
-	struct tm_task *h = out ? new_handle(id, slot) : NULL;
-	if (out && !h) {
-		unadmit(o.type);
-		tm__slot_discard(slot);
-		return tm__fail(ENOMEM, "out of memory for the handle of task '%s'", name);
-	}
-	atomic_store_explicit(&tm__g.ctl[slot].state, (uint64_t)tm__gen(id) << 32 | (h ? TM__S_PINNED : 0),
-	                      memory_order_relaxed);
-	tm__slot_publish_spawn(slot, id, o.type, name, now);
-	TM_PROBE_SPAWN(id, o.type, name);
-
-	struct tm__desc d = { .fn = fn, .arg = arg, .handle = h, .slot = slot,
-	                      .deadline_ns = deadline_after(now, timeout_ms),
-	                      .stack_default = stack == tm__pool_default_stack() };
-	if ((r = tm__pool_submit(&d, stack)) < 0) {
-		abandon(slot, o.type, id, h);
-		return r;
-	}
-	tm__count(o.type, TM_C_SPAWNED, 1);
-	if (out)
-		*out = h;
-	tm__reclaim(now, tm__g.cfg.task_retention_ms * 1000000ull, RECLAIM_BATCH, false);
-	return 0;
-}
-
-/* ---- running ---------------------------------------------------------------- */
+/* ---- bits of a run ---------------------------------------------------------- */
 
 static uint64_t thread_cpu_ns(void)
 {
@@ -270,20 +99,98 @@ static void record_latency(int type, uint64_t ns)
 		;
 }
 
-/* What happened, in order of precedence: a panic is what ended the body; a
- * deadline seen or a cancel delivered before the body returned explains any
- * other end; a deadline passed unseen still counts as the timeout firing. */
-static int final_status(bool panicked, int rc, uint64_t state, uint64_t deadline, uint64_t end)
+/* Keeps a panic message or crash details with the record (one per record:
+ * a later incarnation's replaces an earlier one's). */
+static void attach_extra(uint32_t slot, const char *msg, const struct tm_crash_info *crash)
 {
-	if (panicked)
+	size_t len = strlen(msg) + 1;
+	struct tm__extra *x = malloc(sizeof(*x) + len);
+	if (!x)
+		return;
+	memset(x, 0, sizeof(*x));
+	if (crash) {
+		x->crash = *crash;
+		x->crashed = true;
+	}
+	memcpy(x->message, msg, len);
+	pthread_mutex_lock(&tm__g.msg_lock);
+	struct tm__extra *old = tm__g.ctl[slot].extra;
+	tm__g.ctl[slot].extra = x;
+	pthread_mutex_unlock(&tm__g.msg_lock);
+	int64_t delta = (int64_t)(sizeof(*x) + len);
+	if (old) {
+		delta -= (int64_t)(sizeof(*old) + strlen(old->message) + 1);
+		free(old);
+	}
+	tm__account_bytes(0, delta);
+}
+
+static void keep_crash(uint32_t slot)
+{
+	char msg[128];
+	const char *name = sigabbrev_np(tl.crash.signo);
+	snprintf(msg, sizeof(msg), "SIG%s (si_code %d) at address 0x%llx, instruction 0x%llx",
+	         name ? name : "?", tl.crash.code, (unsigned long long)tl.crash.addr,
+	         (unsigned long long)tl.crash.ip);
+	attach_extra(slot, msg, &tl.crash);
+}
+
+/* Calls the body; tm_panic and a contained fault come back here. Kept apart
+ * so that nothing live across sigsetjmp needs to be volatile. */
+static int call_body(const struct tm__desc *d, int *rc)
+{
+	int jumped = sigsetjmp(tl.jmp, tm__contain_enabled());
+	if (jumped)
+		return jumped;
+	tl.in_task = true;
+	*rc = d->fn(d->arg);
+	tl.in_task = false;
+	return 0;
+}
+
+/* What happened, in order of precedence: a fault or a panic is what ended
+ * the body; a deadline seen or a cancel delivered before the body returned
+ * explains any other end; a deadline passed unseen still counts as the
+ * timeout firing. */
+static int judge(const struct run *r, uint64_t state, uint64_t deadline)
+{
+	if (r->crashed)
+		return TM_CRASHED;
+	if (r->panicked)
 		return TM_PANICKED;
 	if (state & TM__S_TIMEOUT)
 		return TM_TIMED_OUT;
 	if (state & TM__S_CANCEL)
 		return TM_CANCELLED;
-	if (deadline && end >= deadline)
+	if (deadline && r->end_ns >= deadline)
 		return TM_TIMED_OUT;
-	return rc == 0 ? TM_SUCCEEDED : TM_FAILED;
+	return r->rc == 0 ? TM_SUCCEEDED : TM_FAILED;
+}
+
+static void run_body(const struct tm__desc *d, int type, uint64_t id, struct run *r)
+{
+	uint32_t slot = d->slot;
+	r->start_ns = tm__now_ns();
+	r->rc = 0;
+	r->cpu_ns = 0;
+	r->panicked = r->crashed = false;
+	tm__slot_publish_start(slot, (uint32_t)tl.tid, r->start_ns);
+	if (tm__g.cfg.enable_task_metrics)
+		record_latency(type, r->start_ns - r->ready_ns);
+	TM_PROBE_START(id);
+	if (!(atomic_load(&tm__g.ctl[slot].state) & TM__S_CANCEL)) {
+		uint64_t cpu0 = thread_cpu_ns();
+		int jumped = call_body(d, &r->rc);
+		tl.in_task = false;
+		r->panicked = jumped == JUMP_PANIC;
+		if (jumped == JUMP_CRASH) {
+			r->crashed = tl.retire = true;
+			keep_crash(slot);
+		}
+		r->cpu_ns = thread_cpu_ns() - cpu0;
+	}
+	r->end_ns = tm__now_ns();
+	r->status = judge(r, atomic_load(&tm__g.ctl[slot].state), d->deadline_ns);
 }
 
 static const enum tm_counter status_counter[TM_STATUS_COUNT] = {
@@ -291,69 +198,169 @@ static const enum tm_counter status_counter[TM_STATUS_COUNT] = {
 	[TM_CANCELLED] = TM_C_CANCELLED, [TM_TIMED_OUT] = TM_C_TIMED_OUT, [TM_CRASHED] = TM_C_CRASHED,
 };
 
-static void finish_handle(struct tm_task *h, int status, int rc)
+/* The task is over: its last word goes to the record, the counters, the
+ * probes, its group and its holders, in that order. */
+static void finish(const struct tm__desc *d, int type, uint64_t id, struct run *r)
 {
-	h->status = status;
-	h->rc = rc;
-	atomic_store(&h->done, 1);
-	if (atomic_load(&h->waiters))
-		tm__futex_wake(&h->done, INT_MAX);
-	put_handle(h);
+	uint64_t old = atomic_fetch_or(&tm__g.ctl[d->slot].state, TM__S_DONE);
+	int status = judge(r, old, d->deadline_ns);
+	uint64_t end = r->end_ns ? r->end_ns : tm__now_ns();
+	tm__slot_publish_end(d->slot, status, r->rc, end, r->cpu_ns);
+	tm__count(type, status_counter[status], 1);
+	tm__unadmit(type);
+	TM_PROBE_END(id, status, r->rc);
+	if (d->group)
+		tm__group_member_ended(d->group, d->member, status, r->rc);
+	if (d->handle)
+		tm__finish_handle(d->handle, status, r->rc);
+	tm__crit_free(d->crit);
+	tm__slot_retire(d->slot);
+	tm__reclaim(end, tm__g.cfg.task_retention_ms * 1000000ull, RECLAIM_BATCH, false);
 }
 
-/* Runs the body; false when tm_panic ended it. Kept apart so that nothing
- * live across setjmp needs to be volatile. */
-static bool call_body(const struct tm__desc *d, int *rc)
+/* ---- between incarnations of a critical task ------------------------------------ */
+
+enum wake { WAKE_TIME, WAKE_CANCEL, WAKE_RESTART };
+
+/* Sleeps on the record's state word until `until` (0 = no limit) unless a
+ * cancel or a group's restart request comes first; `parked` marks the wait as
+ * one the group ends with tm__peer_resume. */
+static enum wake wait_on_state(uint32_t slot, uint64_t until, bool parked)
 {
-	if (setjmp(tl.panic_jmp))
-		return false;
-	*rc = d->fn(d->arg);
-	return true;
+	_Atomic uint64_t *st = &tm__g.ctl[slot].state;
+	for (;;) {
+		uint64_t v = atomic_load(st);
+		if (v & TM__S_CANCEL && !(v & TM__S_RESTART))
+			return WAKE_CANCEL;
+		if (!parked && (v & TM__S_RESTART))
+			return WAKE_RESTART;
+		if (parked ? !(v & TM__S_PARKED) : (until && tm__now_ns() >= until))
+			return WAKE_TIME;
+		if (!atomic_compare_exchange_weak(st, &v, v | TM__S_SLEEPING))
+			continue;
+		tm__futex_wait(tm__state_word(slot), (uint32_t)(v | TM__S_SLEEPING), parked ? 0 : until);
+		atomic_fetch_and(st, ~(uint64_t)TM__S_SLEEPING);
+	}
 }
 
-void tm__run(const struct tm__desc *d)
+/* A group stops this task to restart it: park until it says go. */
+static enum wake park(uint32_t slot)
 {
-	struct tm__lib *g = &tm__g;
+	_Atomic uint64_t *st = &tm__g.ctl[slot].state;
+	uint64_t v = atomic_load(st);
+	while (!atomic_compare_exchange_weak(st, &v, (v & ~(uint64_t)(TM__S_CANCEL | TM__S_RESTART | TM__S_TIMEOUT)) |
+	                                             TM__S_PARKED))
+		;
+	tm__futex_wake(tm__state_word(slot), INT_MAX);
+	return wait_on_state(slot, 0, true);
+}
+
+static void note_restart(const struct tm__desc *d, int type, uint64_t id, const struct run *r,
+                         unsigned attempt, uint64_t delay_ms)
+{
+	tm__count(type, TM_C_RESTARTS, 1);
+	tm__slot_publish_restart(d->slot, r->rc, r->cpu_ns, (uint32_t)d->crit->restarts);
+	TM_PROBE_RESTART(id, attempt, delay_ms);
+}
+
+/* A restart that must happen on another thread (this one ran a contained
+ * fault): the next incarnation is handed over with its delay. */
+static bool hand_over(const struct tm__desc *d, uint64_t delay_ms)
+{
+	struct tm__desc next = *d;
+	next.resume_at_ns = tm__now_ns() + delay_ms * 1000000ull;
+	next.stack_default = 0;  /* a fresh thread of its own */
+	size_t stack = d->crit->o.stack_size ? d->crit->o.stack_size : tm__pool_default_stack();
+	return tm__pool_submit(&next, stack) == 0;
+}
+
+enum step { STEP_END, STEP_AGAIN, STEP_MOVED };
+
+/* After an incarnation of a critical task: restart it (now or after a delay),
+ * or let it end. */
+static enum step supervise(const struct tm__desc *d, int type, uint64_t id, struct run *r)
+{
+	struct tm__crit *c = d->crit;
+	uint64_t v = atomic_load(&tm__g.ctl[d->slot].state);
+	if (v & TM__S_RESTART) {          /* stopped by its group, not ended */
+		if (park(d->slot) == WAKE_CANCEL) {
+			r->panicked = r->crashed = false;
+			return STEP_END;
+		}
+		c->restarts++;
+		note_restart(d, type, id, r, c->attempt, 0);
+		r->ready_ns = tm__now_ns();
+		return STEP_AGAIN;
+	}
+	uint64_t delay_ms;
+	unsigned attempt;
+	if ((v & TM__S_CANCEL) || !tm__crit_wants_restart(c, r->status, r->rc, d->arg))
+		return STEP_END;
+	if (!tm__crit_plan_restart(c, r->end_ns, r->end_ns - r->start_ns, &delay_ms, &attempt)) {
+		tm__count(type, TM_C_ESCALATIONS, 1);
+		TM_PROBE_GIVEUP(id, c->restarts);
+		return STEP_END;
+	}
+	tm__count(type, status_counter[r->status], 1);
+	note_restart(d, type, id, r, attempt, delay_ms);
+	if (d->group)
+		tm__group_restart_peers(d->group, d->member);
+	if (tl.retire)
+		return hand_over(d, delay_ms) ? STEP_MOVED : STEP_END;
+	uint64_t until = tm__now_ns() + delay_ms * 1000000ull;
+	enum wake w = wait_on_state(d->slot, until, false);
+	if (w == WAKE_RESTART)
+		w = park(d->slot);
+	if (w == WAKE_CANCEL) {
+		/* Cancelled between runs: it ends cancelled, now. */
+		r->panicked = r->crashed = false;
+		r->end_ns = tm__now_ns();
+		return STEP_END;
+	}
+	atomic_fetch_and(&tm__g.ctl[d->slot].state, ~(uint64_t)TM__S_TIMEOUT);
+	r->ready_ns = tm__now_ns();
+	return STEP_AGAIN;
+}
+
+/* A critical task handed over after a fault waits out its delay first. */
+static bool delayed_start(const struct tm__desc *d, struct run *r)
+{
+	enum wake w = wait_on_state(d->slot, d->resume_at_ns, false);
+	if (w == WAKE_RESTART)
+		w = park(d->slot);
+	r->ready_ns = tm__now_ns();
+	return w != WAKE_CANCEL;
+}
+
+bool tm__run(const struct tm__desc *d)
+{
 	uint32_t slot = d->slot;
-	uint64_t id = __atomic_load_n(&g->slots[slot].id, __ATOMIC_RELAXED);
-	int type = __atomic_load_n(&g->slots[slot].type, __ATOMIC_RELAXED);
-	uint64_t start = tm__now_ns();
+	uint64_t id = __atomic_load_n(&tm__g.slots[slot].id, __ATOMIC_RELAXED);
+	int type = __atomic_load_n(&tm__g.slots[slot].type, __ATOMIC_RELAXED);
+	struct run r = { .ready_ns = tm__g.slots[slot].spawn_ns };
 	if (!tl.tid)
 		tl.tid = gettid();
 	tl.slot = slot;
 	tl.id = id;
 	tl.deadline_ns = d->deadline_ns;
 	name_thread(slot);
-	tm__slot_publish_start(slot, (uint32_t)tl.tid, start);
-	if (g->cfg.enable_task_metrics)
-		record_latency(type, start - g->slots[slot].spawn_ns);
-	TM_PROBE_START(id);
-
-	int rc = 0;
-	bool panicked = false;
-	uint64_t cpu = 0;
-	if (!(atomic_load(&g->ctl[slot].state) & TM__S_CANCEL)) {
-		uint64_t cpu0 = thread_cpu_ns();
-		tl.in_task = true;
-		panicked = !call_body(d, &rc);
-		tl.in_task = false;
-		cpu = thread_cpu_ns() - cpu0;
+	if (d->resume_at_ns && !delayed_start(d, &r)) {
+		finish(d, type, id, &r);
+		return !tl.retire;
 	}
-	uint64_t end = tm__now_ns();
-	uint64_t state = atomic_fetch_or(&g->ctl[slot].state, TM__S_DONE);
-	int status = final_status(panicked, rc, state, d->deadline_ns, end);
-
-	tm__slot_publish_end(slot, status, rc, end, cpu);
-	tm__count(type, status_counter[status], 1);
-	unadmit(type);
-	TM_PROBE_END(id, status, rc);
-	if (d->handle)
-		finish_handle(d->handle, status, rc);
-	tm__slot_retire(slot);
-	tm__reclaim(end, g->cfg.task_retention_ms * 1000000ull, RECLAIM_BATCH, false);
+	for (;;) {
+		run_body(d, type, id, &r);
+		enum step s = d->crit ? supervise(d, type, id, &r) : STEP_END;
+		if (s == STEP_MOVED)
+			return false;
+		if (s == STEP_END)
+			break;
+	}
+	finish(d, type, id, &r);
+	return !tl.retire;
 }
 
-/* ---- inside a task -------------------------------------------------------------- */
+/* ---- inside a task ---------------------------------------------------------------- */
 
 bool tm_cancelled(void)
 {
@@ -382,10 +389,12 @@ int tm_sleep_ms(uint64_t ms)
 {
 	if (!tl.in_task)
 		return plain_sleep(ms);
-	_Atomic uint64_t *st = &tm__g.ctl[tl.slot].state;
-	uint64_t end = deadline_after(tm__now_ns(), ms);
-	if (!ms)
+	if (!ms || tm_cancelled())
 		return tm_cancelled() ? -ECANCELED : 0;
+	_Atomic uint64_t *st = &tm__g.ctl[tl.slot].state;
+	uint64_t now = tm__now_ns(), ns, end;
+	if (__builtin_mul_overflow(ms, 1000000ull, &ns) || __builtin_add_overflow(now, ns, &end))
+		end = UINT64_MAX;
 	for (;;) {
 		if (tm_cancelled())
 			return -ECANCELED;
@@ -404,104 +413,21 @@ int tm_sleep_ms(uint64_t ms)
 
 _Noreturn void tm_panic(const char *fmt, ...)
 {
-	char *msg = malloc(MESSAGE_MAX);
+	char msg[MESSAGE_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	if (msg)
-		vsnprintf(msg, MESSAGE_MAX, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (!tl.in_task) {
-		fprintf(stderr, "taskmon: tm_panic outside a task: %s\n", msg ? msg : fmt);
+		fprintf(stderr, "taskmon: tm_panic outside a task: %s\n", msg);
 		abort();
 	}
-	if (msg) {
-		size_t len = strlen(msg) + 1;
-		char *fit = realloc(msg, len);
-		msg = fit ? fit : msg;
-		pthread_mutex_lock(&tm__g.msg_lock);
-		tm__g.ctl[tl.slot].message = msg;
-		pthread_mutex_unlock(&tm__g.msg_lock);
-		tm__account_bytes(0, (int64_t)len);
-	}
+	attach_extra(tl.slot, msg, NULL);
 	tl.in_task = false;
-	longjmp(tl.panic_jmp, 1);
+	siglongjmp(tl.jmp, JUMP_PANIC);
 }
 
 uint64_t tm_current_id(void)
 {
 	return tl.in_task ? tl.id : 0;
-}
-
-/* ---- handles ------------------------------------------------------------------------ */
-
-uint64_t tm_task_id(const tm_task *t)
-{
-	return t ? t->id : 0;
-}
-
-void tm_release(tm_task *t)
-{
-	if (!t)
-		return;
-	/* After tm_shutdown the records are gone; the handle alone remains. */
-	if (handle_current(t))
-		tm__slot_unpin(t->slot);
-	put_handle(t);
-}
-
-int tm_join(tm_task *t, int64_t timeout_ms, enum tm_status *status, int *rc)
-{
-	if (!t)
-		return tm__fail(EINVAL, "tm_join got a NULL task handle");
-	if (tl.in_task && tl.id == t->id)
-		return tm__fail(EDEADLK, "task %llu cannot join itself", (unsigned long long)t->id);
-	uint64_t deadline = timeout_ms >= 0 ? deadline_after(tm__now_ns(), (uint64_t)timeout_ms) : 0;
-	if (timeout_ms == 0)
-		deadline = tm__now_ns();
-	while (!atomic_load(&t->done)) {
-		atomic_fetch_add(&t->waiters, 1);
-		int r = tm__futex_wait(&t->done, 0, deadline);
-		atomic_fetch_sub(&t->waiters, 1);
-		if (r == -ETIMEDOUT && !atomic_load(&t->done))
-			return tm__fail(ETIMEDOUT, "task %llu is still running after %lld ms",
-			                (unsigned long long)t->id, (long long)timeout_ms);
-	}
-	if (status)
-		*status = (enum tm_status)t->status;
-	if (rc)
-		*rc = t->rc;
-	tm_release(t);
-	return 0;
-}
-
-int tm_cancel(tm_task *t)
-{
-	if (!t)
-		return tm__fail(EINVAL, "tm_cancel got a NULL task handle");
-	if (atomic_load(&t->done) || !handle_current(t) ||
-	    tm__cancel_slot(t->slot, t->id) < 0)
-		return tm__fail(ESRCH, "task %llu has already ended", (unsigned long long)t->id);
-	return 0;
-}
-
-int tm_cancel_type(int type)
-{
-	int r = tm__ensure_init();
-	if (r < 0)
-		return r;
-	struct tm__lib *g = &tm__g;
-	if (type < 0 || (uint64_t)type >= __atomic_load_n(&g->hdr->types_used, __ATOMIC_ACQUIRE))
-		return tm__fail(EINVAL, "task type %d is not registered", type);
-	uint64_t n = __atomic_load_n(&g->hdr->slots_used, __ATOMIC_ACQUIRE);
-	int count = 0;
-	for (uint64_t i = 0; i < n; i++) {
-		struct tm_shm_slot *s = &g->slots[i];
-		/* id first: if the slot is reused after this load, the cancel's id check fails. */
-		uint64_t id = __atomic_load_n(&s->id, __ATOMIC_ACQUIRE);
-		if (id && __atomic_load_n(&s->type, __ATOMIC_RELAXED) == type &&
-		    __atomic_load_n(&s->status, __ATOMIC_RELAXED) == TM_RUNNING &&
-		    tm__cancel_slot((uint32_t)i, id) == 0)
-			count++;
-	}
-	return count;
 }

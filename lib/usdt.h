@@ -8,5 +8,7 @@
 #define TM_PROBE_SPAWN(id, type, name)  STAP_PROBE3(taskmon, task_spawn, id, type, name)
 #define TM_PROBE_START(id)              STAP_PROBE1(taskmon, task_start, id)
 #define TM_PROBE_END(id, status, rc)    STAP_PROBE3(taskmon, task_end, id, status, rc)
+#define TM_PROBE_RESTART(id, attempt, delay_ms) STAP_PROBE3(taskmon, task_restart, id, attempt, delay_ms)
+#define TM_PROBE_GIVEUP(id, restarts)   STAP_PROBE2(taskmon, task_giveup, id, restarts)
 
 #endif
