@@ -42,12 +42,16 @@ static int check_crit_opts(const struct tm_critical_opts *o)
 	return 0;
 }
 
+/* An all-zero backoff means "not given": a fixed 100 ms. Otherwise the fields
+ * are taken as they are, so base_ms 0 restarts at once and max_ms 0 means no
+ * cap; only a zero multiplier falls back to the configured one. */
 static void fill_defaults(struct tm_critical_opts *o)
 {
-	if (!o->backoff.base_ms)
+	static const struct tm_backoff none;
+	if (!memcmp(&o->backoff, &none, sizeof(none))) {
 		o->backoff.base_ms = DEFAULT_BASE_MS;
-	if (!o->backoff.max_ms)
 		o->backoff.max_ms = DEFAULT_MAX_MS;
+	}
 	if (o->backoff.multiplier == 0.0)
 		o->backoff.multiplier = tm__g.cfg.panic_backoff_multiplier;
 	if (!o->max_restarts)

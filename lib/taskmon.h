@@ -138,7 +138,7 @@ struct tm_backoff { enum tm_backoff_kind kind; uint64_t base_ms, max_ms; double 
  *   full          uniform(0, d)
  *   equal         d/2 + uniform(0, d/2)
  *   decorrelated  min(max_ms, uniform(base, prev_ms * 3)), prev_ms = base on the first attempt
- * rng is caller-owned state (any value; 0 is replaced by a fixed seed), so that
+ * rng is caller-owned splitmix64 state (any value, 0 included), so that
  * sequences are reproducible. attempt 0 is treated as 1; NULL b gives 0. */
 uint64_t tm_backoff_delay_ms(const struct tm_backoff *b, unsigned attempt, uint64_t prev_ms, uint64_t *rng);
 
@@ -146,8 +146,9 @@ struct tm_critical_opts {
 	size_t sz;                       /* sizeof, as for tm_spawn_opts */
 	int type;
 	enum tm_restart restart;         /* default TM_RESTART_NEVER: set it */
-	struct tm_backoff backoff;       /* zero base_ms = 100 ms, zero max_ms = 30 s, zero multiplier = the
-	                                    configured panic_backoff_multiplier */
+	struct tm_backoff backoff;       /* all zero = fixed 100 ms (capped at 30 s); otherwise as given:
+	                                    base_ms 0 restarts at once, max_ms 0 = no cap, multiplier 0 =
+	                                    the configured panic_backoff_multiplier */
 	unsigned max_restarts;           /* within window_ms; 0 = the configured max_restarts */
 	uint64_t window_ms;              /* restart intensity period; 0 = count over the whole life */
 	uint64_t reset_after_ms;         /* a run healthy this long resets the attempt counter; 0 = never */
