@@ -118,6 +118,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->stack_size, 65536);
 	assert_int_equal(c->thread_keepalive_ms, 10000);
 	assert_int_equal(c->max_idle_threads, 256);
+	assert_false(c->contain_faults);
 	assert_int_equal(c->max_concurrent_total, 0);
 	assert_int_equal(c->ntypes, TM_BUILTIN_TYPES);
 	for (int i = 0; i < TM_BUILTIN_TYPES; i++) {
@@ -187,7 +188,8 @@ static void test_every_management_key(void **state)
 		   "task_retention_secs = 0\n"
 		   "stack_size = 128K\n"
 		   "thread_keepalive_secs = 2.5\n"
-		   "max_idle_threads = 1000000\n");
+		   "max_idle_threads = 1000000\n"
+		   "contain_faults = yes\n");
 	assert_int_equal(c->max_restarts, 0);
 	assert_int_equal(c->default_timeout_ms, 250);
 	assert_true(c->panic_backoff_multiplier == 1.25);
@@ -198,6 +200,7 @@ static void test_every_management_key(void **state)
 	assert_int_equal(c->stack_size, 128 * 1024);
 	assert_int_equal(c->thread_keepalive_ms, 2500);
 	assert_int_equal(c->max_idle_threads, 1000000);
+	assert_true(c->contain_faults);
 	load_ok(f, "[task_management]\nthread_keepalive_ms = 7\ncleanup_interval_secs = 0.001\n"
 		   "task_retention_ms = 9\ndefault_timeout_secs = 1.5000\n");
 	assert_int_equal(c->thread_keepalive_ms, 7);
@@ -263,6 +266,26 @@ static void test_booleans(void **state)
 			 "expected true/false, yes/no, on/off or 1/0", bad[i]);
 		load_bad(f, text, 2, msg);
 	}
+}
+
+/* Off unless the file turns it on; a later file can turn it off again. */
+static void test_contain_faults(void **state)
+{
+	struct fx *f = *state;
+
+	load_ok(f, seed);
+	assert_false(f->c.contain_faults);
+	load_ok(f, "[task_management]\ncontain_faults = true\n");
+	assert_true(f->c.contain_faults);
+	load_ok(f, "[task_management]\nmax_restarts = 3\n");
+	assert_true(f->c.contain_faults);  /* a file without the key keeps it */
+	load_ok(f, "[task_management]\ncontain_faults = off\n");
+	assert_false(f->c.contain_faults);
+	load_bad(f, "[task_management]\ncontain_faults = sometimes\n", 2,
+		 "bad value 'sometimes' for contain_faults: expected true/false, yes/no, on/off or 1/0");
+	assert_false(f->c.contain_faults);
+	load_bad(f, "[task_limits]\ncontain_faults = true\n", 2,
+		 "unknown key 'contain_faults' in [task_limits]");
 }
 
 static void test_seconds(void **state)
@@ -685,7 +708,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_defaults), T(test_seed_file), T(test_same_result_twice),
 		T(test_every_management_key), T(test_stack_size), T(test_booleans),
-		T(test_seconds), T(test_multiplier), T(test_integer_ranges),
+		T(test_contain_faults), T(test_seconds), T(test_multiplier), T(test_integer_ranges),
 		T(test_unknown_section), T(test_unknown_key), T(test_bad_numbers),
 		T(test_quoting), T(test_long_lines), T(test_syntax_error), T(test_nul_byte),
 		T(test_missing_file), T(test_directory), T(test_failure_leaves_config),
