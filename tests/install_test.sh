@@ -24,7 +24,7 @@ check "README example runs and its task times out" \
 	sh -c "LD_LIBRARY_PATH='$tmp/root$prefix/lib' '$tmp/ex' | grep -qx 'fetch_peers ended timed_out (rc 1)'"
 check "README example builds statically" \
 	sh -c "cc $example \$(pkg-config --cflags taskmon) '$tmp/root$prefix/lib/libtaskmon.a' \$(pkg-config --libs-only-other --static taskmon) -pthread -linih -o '$tmp/ex_static' && '$tmp/ex_static' >/dev/null"
-for probe in task_spawn task_start task_end; do
+for probe in task_spawn task_start task_end task_restart task_giveup; do
 	check "USDT probe taskmon:$probe in libtaskmon.so" \
 		sh -c "readelf -n '$build/libtaskmon.so' | grep -A2 'stapsdt' | grep -q 'Name: $probe'"
 done
