@@ -62,14 +62,25 @@ all: $(BUILD)/libtaskmon.so $(BUILD)/libtaskmon.a $(BUILD)/taskmon.pc
 deps:
 	@tools/install-deps.sh $(DEB_PACKAGES)
 
-$(BUILD)/lib/%.o: lib/%.c
+# All library code goes into one section, taskmon_text, whose bounds the
+# linker gives lib/contain.c as __start_/__stop_taskmon_text wherever the
+# library is linked: a fault inside them is never taken for a task's. Every
+# code section is renamed, not only .text: gcc's .text.unlikely/.hot/.startup,
+# clang's .text.unlikely./.hot. and the sanitizers' constructors are code too.
+# Objects depend on the Makefile so that none built without this stays.
+OBJCOPY ?= objcopy
+OBJDUMP ?= objdump
+$(BUILD)/lib/%.o: lib/%.c Makefile
 	$(call msg,CC,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(Q)$(OBJCOPY) $$($(OBJDUMP) -h $@ | awk '/^ *[0-9]+ /{n=$$2} /CODE/ && !s[n]++ && n != "taskmon_text" \
+		{printf " --rename-section %s=taskmon_text", n}') $@
 
-$(BUILD)/libtaskmon.so.$(VERSION): $(LIB_OBJS)
+$(BUILD)/libtaskmon.so.$(VERSION): $(LIB_OBJS) lib/libtaskmon.map
 	$(call msg,LD,$@)
-	$(Q)$(CC) -shared -Wl,-soname,libtaskmon.so.$(SOVER) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) -shared -Wl,-soname,libtaskmon.so.$(SOVER) -Wl,--version-script=lib/libtaskmon.map $(LDFLAGS) \
+		-o $@ $(LIB_OBJS) $(LIBS)
 
 $(BUILD)/libtaskmon.so: $(BUILD)/libtaskmon.so.$(VERSION)
 	$(Q)ln -sf libtaskmon.so.$(VERSION) $(BUILD)/libtaskmon.so.$(SOVER)
@@ -137,3 +148,4 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(TESTS:%=%.d) $(BENCHES:%=%.d)
+

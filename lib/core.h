@@ -199,6 +199,9 @@ void tm__contain_thread_exit(void);
  * running on this thread, or NULL outside a body. */
 sigjmp_buf *tm__task_crash_jmp(void);
 void tm__task_note_crash(int signo, int code, uint64_t addr, uint64_t ip);
+/* Brackets library code that writes caller memory under a lock (see task.c). */
+void tm__lib_enter(void);
+void tm__lib_leave(void);
 
 /* pool.c */
 int  tm__pool_init(const struct tm__config *c);

@@ -39,6 +39,7 @@ struct tm_group {
 	bool failed;              /* cancel_on_failure fired: no new members */
 	bool freeing;             /* tm_group_free: no new members */
 	bool restarting;          /* a strategy application is under way */
+	uint64_t cancels;         /* bumped by every cancel of the whole group */
 	uint64_t failed_id;
 	char failed_name[TM_NAME_MAX];
 };
@@ -217,6 +218,7 @@ static bool is_failure(int status)
 static int cancel_live(tm_group *g, uint32_t except)
 {
 	int n = 0;
+	g->cancels++;
 	for (uint32_t i = 0; i < g->n; i++)
 		if (i != except && !g->m[i].ended && tm_cancel(g->m[i].h) == 0)
 			n++;
@@ -297,10 +299,21 @@ int tm_group_wait_all(tm_group *g, int64_t timeout_ms, struct tm_result *results
 			             g->name, g->live + g->pending, g->n + g->pending, (long long)timeout_ms);
 	}
 	if (r == 0) {
+		tm__lib_enter();   /* a bad results pointer must not be contained with the lock held */
 		copy_results(g, results, cap);
+		tm__lib_leave();
 		r = (int)g->n;
 	}
 	pthread_mutex_unlock(&g->lock);
+	/* A member leaves the group just before its handle says done: wait out
+	 * that moment, so that a tm_join(h, 0) after this returns at once. The
+	 * group's reference keeps each handle; g->m may move under new spawns. */
+	for (int i = 0; i < r; i++) {
+		pthread_mutex_lock(&g->lock);
+		struct tm_task *h = g->m[i].h;
+		pthread_mutex_unlock(&g->lock);
+		tm__handle_wait(h, 0);
+	}
 	return r;
 }
 
@@ -374,7 +387,7 @@ struct peer {
  * Returns how many, or -1 when the caller must not apply a strategy: it is
  * itself being stopped, the group is being freed, or memory ran out (the
  * member then restarts alone). */
-static int take_peers(tm_group *g, uint32_t idx, struct peer **out)
+static int take_peers(tm_group *g, uint32_t idx, struct peer **out, uint64_t *cancels)
 {
 	*out = NULL;
 	pthread_mutex_lock(&g->lock);
@@ -395,6 +408,7 @@ static int take_peers(tm_group *g, uint32_t idx, struct peer **out)
 			tm__handle_hold(g->m[i].h);
 			p[n++] = (struct peer){ g->m[i].h, i };
 		}
+	*cancels = g->cancels;
 	if (p) {
 		g->restarting = true;
 		/* A peer blocked above must see that it is being stopped. */
@@ -410,7 +424,8 @@ void tm__group_restart_peers(tm_group *g, uint32_t idx)
 	if (g->o.strategy == TM_ONE_FOR_ONE)
 		return;
 	struct peer *p;
-	int n = take_peers(g, idx, &p);
+	uint64_t cancels;
+	int n = take_peers(g, idx, &p, &cancels);
 	if (n < 0)
 		return;
 	/* As OTP: stopped one after another, last spawned first. */
@@ -420,12 +435,19 @@ void tm__group_restart_peers(tm_group *g, uint32_t idx)
 	/* The application ends peer by peer, so that a resumed peer that fails
 	 * again at once applies its own strategy (after this one) instead of
 	 * being taken for one still being stopped. This member is live all the
-	 * while, so tm_group_free cannot take g away. */
+	 * while, so tm_group_free cannot take g away.
+	 * A group cancel that came while a peer was being stopped may have
+	 * landed on the stop rather than on the task: such a peer is cancelled
+	 * now instead of resumed. Under the lock, so that a cancel either sees
+	 * the peer resumed or is seen here. */
 	for (int i = 0; i < n; i++) {
 		pthread_mutex_lock(&g->lock);
 		g->m[p[i].idx].stopping = false;
+		if (g->cancels != cancels)
+			tm_cancel(p[i].h);
+		else
+			tm__peer_resume(p[i].h);
 		pthread_mutex_unlock(&g->lock);
-		tm__peer_resume(p[i].h);
 	}
 	pthread_mutex_lock(&g->lock);
 	g->restarting = false;

@@ -452,12 +452,14 @@ int tm__cancel_slot(uint32_t i, uint64_t id)
 {
 	_Atomic uint64_t *st = &tm__g.ctl[i].state;
 	uint64_t v = atomic_load(st);
+	/* A group stopping a critical task sets CANCEL with RESTART; a real
+	 * cancel then clears RESTART, so that the task ends instead of parking. */
 	do {
 		if ((uint32_t)(v >> 32) != tm__gen(id) || (v & TM__S_DONE))
 			return -ESRCH;
-		if (v & TM__S_CANCEL)
+		if ((v & TM__S_CANCEL) && !(v & TM__S_RESTART))
 			return 0;
-	} while (!atomic_compare_exchange_weak(st, &v, v | TM__S_CANCEL));
+	} while (!atomic_compare_exchange_weak(st, &v, (v | TM__S_CANCEL) & ~(uint64_t)TM__S_RESTART));
 	/* Only the task itself waits on its word; waking one also stops the
 	 * kernel's walk of the hash bucket at the first match. */
 	if (v & TM__S_SLEEPING)

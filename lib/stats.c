@@ -163,6 +163,7 @@ static bool copy_extra(uint64_t id, char *buf, size_t len, struct tm_crash_info 
 		if (LD(&tm__g.slots[i].id) != id)
 			continue;
 		/* Under the lock a record cannot be freed, so id and extra agree. */
+		tm__lib_enter();
 		pthread_mutex_lock(&tm__g.msg_lock);
 		const struct tm__extra *x = LD(&tm__g.slots[i].id) == id ? tm__g.ctl[i].extra : NULL;
 		bool found = x && (!crash || x->crashed);
@@ -171,6 +172,7 @@ static bool copy_extra(uint64_t id, char *buf, size_t len, struct tm_crash_info 
 		if (found && crash)
 			*crash = x->crash;
 		pthread_mutex_unlock(&tm__g.msg_lock);
+		tm__lib_leave();
 		return found;
 	}
 	return false;

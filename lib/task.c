@@ -21,9 +21,12 @@
 #define JUMP_PANIC      1
 #define JUMP_CRASH      2
 
-/* What the calling thread is running, when it is a task thread. */
-static _Thread_local struct {
+/* What the calling thread is running, when it is a task thread. Initial-exec:
+ * the fault handler reads it on any thread, where a lazily allocated TLS
+ * block could mean a call to malloc inside a signal handler. */
+static __attribute__((tls_model("initial-exec"))) _Thread_local struct {
 	bool in_task;               /* inside a body: tm_cancelled and the fault handler apply */
+	unsigned in_lib;            /* inside a library call made by the body: faults are not the task's */
 	bool retire;                /* ran a contained fault: the thread is not reused */
 	uint32_t slot;
 	uint64_t id;
@@ -57,7 +60,19 @@ void tm__task_forget_after_fork(void)
 
 sigjmp_buf *tm__task_crash_jmp(void)
 {
-	return tl.in_task ? &tl.jmp : NULL;
+	return tl.in_task && !tl.in_lib ? &tl.jmp : NULL;
+}
+
+/* Around library code that writes caller memory while holding a lock: a
+ * fault there is the library's, and containing it would leave the lock held. */
+void tm__lib_enter(void)
+{
+	tl.in_lib++;
+}
+
+void tm__lib_leave(void)
+{
+	tl.in_lib--;
 }
 
 void tm__task_note_crash(int signo, int code, uint64_t addr, uint64_t ip)
@@ -248,9 +263,11 @@ static enum wake park(uint32_t slot)
 {
 	_Atomic uint64_t *st = &tm__g.ctl[slot].state;
 	uint64_t v = atomic_load(st);
-	while (!atomic_compare_exchange_weak(st, &v, (v & ~(uint64_t)(TM__S_CANCEL | TM__S_RESTART | TM__S_TIMEOUT)) |
-	                                             TM__S_PARKED))
-		;
+	do {
+		if (!(v & TM__S_RESTART))   /* a real cancel came on top of the stop */
+			return WAKE_CANCEL;
+	} while (!atomic_compare_exchange_weak(st, &v, (v & ~(uint64_t)(TM__S_CANCEL | TM__S_RESTART | TM__S_TIMEOUT)) |
+	                                             TM__S_PARKED));
 	tm__futex_wake(tm__state_word(slot), INT_MAX);
 	return wait_on_state(slot, 0, true);
 }
