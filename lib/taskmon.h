@@ -75,7 +75,8 @@ const char *tm_last_error(void);
 
 /* out may be NULL: detached. opts may be NULL. Returns 0, -EINVAL (bad name,
  * type, options), -EAGAIN (a concurrency limit is reached, or the kernel
- * refused a thread), -ENOMEM. Calls tm_init(NULL) when needed. */
+ * refused a thread), -ENOMEM, -ECANCELED (opts->group is being freed, or has
+ * failed under cancel_on_failure). Calls tm_init(NULL) when needed. */
 int  tm_spawn(tm_task **out, const char *name, tm_fn fn, void *arg, const struct tm_spawn_opts *opts);
 /* timeout_ms < 0 waits forever; -ETIMEDOUT leaves the task running and the
  * handle valid. On 0 the handle is consumed (released). status and rc may be NULL. */
