@@ -12,18 +12,7 @@
 
 static int read_crit_opts(const struct tm_critical_opts *u, struct tm_critical_opts *o)
 {
-	memset(o, 0, sizeof(*o));
-	if (!u)
-		return 0;
-	if (u->sz < sizeof(u->sz) || u->sz > 4096)
-		return tm__fail(EINVAL, "critical options have sz %zu; fill them with TM_CRITICAL_OPTS()", u->sz);
-	memcpy(o, u, u->sz < sizeof(*o) ? u->sz : sizeof(*o));
-	for (size_t i = sizeof(*o); i < u->sz; i++)
-		if (((const unsigned char *)u)[i])
-			return tm__fail(EINVAL, "critical options set fields this library does not know (sz %zu > %zu)",
-			                u->sz, sizeof(*o));
-	o->sz = sizeof(*o);
-	return 0;
+	return tm__read_opts(o, sizeof(*o), u, "critical", "TM_CRITICAL_OPTS");
 }
 
 static int check_crit_opts(const struct tm_critical_opts *o)

@@ -13,7 +13,6 @@
 #include "core.h"
 #include "internal.h"
 
-#define MAX_OPTS_SZ   4096    /* a larger sz is a caller bug, not a newer header */
 #define FIRST_MEMBERS 8
 
 struct member {
@@ -48,21 +47,10 @@ struct tm_group {
 
 static int read_opts(const struct tm_group_opts *u, struct tm_group_opts *o)
 {
-	memset(o, 0, sizeof(*o));
-	if (!u)
-		return 0;
-	if (u->sz < sizeof(u->sz) || u->sz > MAX_OPTS_SZ)
-		return tm__fail(EINVAL, "group options have sz %zu; fill them with TM_GROUP_OPTS() or set sz to "
-		                "sizeof(struct tm_group_opts) (%zu)", u->sz, sizeof(*o));
-	memcpy(o, u, u->sz < sizeof(*o) ? u->sz : sizeof(*o));
-	for (size_t i = sizeof(*o); i < u->sz; i++)
-		if (((const unsigned char *)u)[i])
-			return tm__fail(EINVAL, "group options set fields this library does not know (sz %zu > %zu): "
-			                "was the program built against a newer taskmon.h?", u->sz, sizeof(*o));
-	o->sz = sizeof(*o);
-	if ((unsigned)o->strategy > TM_REST_FOR_ONE)
-		return tm__fail(EINVAL, "unknown group strategy %d", (int)o->strategy);
-	return 0;
+	int r = tm__read_opts(o, sizeof(*o), u, "group", "TM_GROUP_OPTS");
+	if (r == 0 && (unsigned)o->strategy > TM_REST_FOR_ONE)
+		r = tm__fail(EINVAL, "unknown group strategy %d", (int)o->strategy);
+	return r;
 }
 
 static int init_sync(tm_group *g)
@@ -367,11 +355,11 @@ int tm_group_try_spawn(tm_task **out, const char *name, tm_fn fn, void *arg, con
 	const size_t need = offsetof(struct tm_spawn_opts, group) + sizeof(opts->group);
 	if (out)
 		*out = NULL;
-	if (!opts)
-		return tm__fail(EINVAL, "tm_group_try_spawn needs options with .group set");
-	if (opts->sz < sizeof(opts->sz) || opts->sz > MAX_OPTS_SZ)
-		return tm__fail(EINVAL, "spawn options have sz %zu; fill them with TM_SPAWN_OPTS()", opts->sz);
-	if (opts->sz < need || !opts->group)
+	struct tm_spawn_opts o;
+	int r = tm__read_opts(&o, sizeof(o), opts, "spawn", "TM_SPAWN_OPTS");
+	if (r < 0)
+		return r;
+	if (!opts || opts->sz < need || !o.group)
 		return tm__fail(EINVAL, "tm_group_try_spawn needs options with .group set");
 	return tm__spawn_common(out, name, fn, arg, opts, false);
 }

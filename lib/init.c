@@ -107,19 +107,13 @@ static int bring_up(const char *path, bool contain_faults)
 int tm_init_opts(const struct tm_init_opts *u)
 {
 	struct tm__lib *g = &tm__g;
-	struct tm_init_opts o = { 0 };
-	if (u) {
-		if (u->sz < sizeof(u->sz) || u->sz > 4096)
-			return tm__fail(EINVAL, "init options have sz %zu; fill them with TM_INIT_OPTS()", u->sz);
-		memcpy(&o, u, u->sz < sizeof(o) ? u->sz : sizeof(o));
-		for (size_t i = sizeof(o); i < u->sz; i++)
-			if (((const unsigned char *)u)[i])
-				return tm__fail(EINVAL, "init options set fields this library does not know (sz %zu > %zu)",
-				                u->sz, sizeof(o));
-	}
+	struct tm_init_opts o;
+	int r = tm__read_opts(&o, sizeof(o), u, "init", "TM_INIT_OPTS");
+	if (r < 0)
+		return r;
 	pthread_once(&hooks_once, install_hooks);
 	pthread_mutex_lock(&g->init_lock);
-	int r = atomic_load(&g->ready) ? 0 : bring_up(o.config_path, o.contain_faults);
+	r = atomic_load(&g->ready) ? 0 : bring_up(o.config_path, o.contain_faults);
 	if (r == 0)
 		atomic_store_explicit(&g->ready, true, memory_order_release);
 	pthread_mutex_unlock(&g->init_lock);

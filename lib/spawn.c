@@ -8,23 +8,11 @@
 #include "internal.h"
 #include "usdt.h"
 
-#define MAX_OPTS_SZ     4096    /* a larger sz is a caller bug, not a newer header */
 #define RECLAIM_BATCH   2       /* records freed per spawn or end: enough to keep up, never a pause */
 
 static int read_opts(const struct tm_spawn_opts *u, struct tm_spawn_opts *o)
 {
-	memset(o, 0, sizeof(*o));
-	if (!u)
-		return 0;
-	if (u->sz < sizeof(u->sz) || u->sz > MAX_OPTS_SZ)
-		return tm__fail(EINVAL, "spawn options have sz %zu; fill them with TM_SPAWN_OPTS() or set sz to "
-		                "sizeof(struct tm_spawn_opts) (%zu)", u->sz, sizeof(*o));
-	memcpy(o, u, u->sz < sizeof(*o) ? u->sz : sizeof(*o));
-	for (size_t i = sizeof(*o); i < u->sz; i++)
-		if (((const unsigned char *)u)[i])
-			return tm__fail(EINVAL, "spawn options set fields this library does not know (sz %zu > %zu): "
-			                "was the program built against a newer taskmon.h?", u->sz, sizeof(*o));
-	return 0;
+	return tm__read_opts(o, sizeof(*o), u, "spawn", "TM_SPAWN_OPTS");
 }
 
 static int check_name(const char *name)
