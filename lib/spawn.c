@@ -142,14 +142,23 @@ static int launch(tm_task **out, tm_fn fn, void *arg, const struct request *q)
 {
 	uint32_t slot;
 	int r = tm__slot_alloc(&slot);
-	if (r < 0)
+	if (r < 0) {
+		tm__unadmit(q->type);
+		tm__count(q->type, TM_C_REJECTED, 1);
+		if (q->group)
+			tm__group_leave_unstarted(q->group);
 		return r;
-	uint64_t now = tm__now_ns();
+	}
 	uint64_t id = __atomic_add_fetch(&tm__g.hdr->next_task_id, 1, __ATOMIC_RELAXED);
+	/* The probe right beside the clock read, so that the kernel's spawn time
+	 * and the library's mean the same moment (a heap or page fault below
+	 * would otherwise sit between them). */
+	uint64_t now = tm__now_ns();
+	TM_PROBE_SPAWN(id, q->type, q->name);
 	uint32_t holders = (q->want_handle ? 1u : 0u) + (q->group ? 1u : 0u);
 	struct tm_task *h = holders ? tm__new_handle(id, slot, q->name, holders) : NULL;
 	if (holders && !h) {
-		tm__slot_discard(slot);
+		abandon(q, slot, id, NULL);
 		return tm__fail(ENOMEM, "out of memory for the handle of task '%s'", q->name);
 	}
 	if (h)
@@ -157,7 +166,6 @@ static int launch(tm_task **out, tm_fn fn, void *arg, const struct request *q)
 	atomic_store_explicit(&tm__g.ctl[slot].state, (uint64_t)tm__gen(id) << 32 | (h ? TM__S_PINNED : 0),
 	                      memory_order_relaxed);
 	tm__slot_publish_spawn(slot, id, q->type, q->name, now, q->crit ? TM_SLOT_F_CRITICAL : 0);
-	TM_PROBE_SPAWN(id, q->type, q->name);
 
 	struct tm__desc d = { .fn = fn, .arg = arg, .handle = h, .crit = q->crit, .group = q->group, .slot = slot,
 	                      .deadline_ns = deadline_after(now, q->timeout_ms),

@@ -369,6 +369,36 @@ static void test_total_limit(void **state)
 	join_all_held(TM_CANCELLED);
 }
 
+/* Every record held by a running task: a spawn past max_tracked_tasks is
+ * refused, counted, and leaves the running count as it was. */
+static void test_registry_full(void **state)
+{
+	(void)state;
+	use_config("[task_management]\nmax_tracked_tasks = 3\n");
+	struct tm_stats before = stats_now();
+	tm_task **t[3];
+	for (int i = 0; i < 3; i++) {
+		t[i] = hold();
+		assert_int_equal(spawn_sleeper(t[i], i, TM_GENERAL), 0);
+	}
+	tm_task *x = NULL;
+	assert_int_equal(spawn_sleeper(&x, 3, TM_DATABASE), -EAGAIN);
+	assert_null(x);
+	assert_contains(tm_last_error(), "max_tracked_tasks");
+	struct tm_stats s = stats_now();
+	assert_int_equal(s.currently_running, 3);
+	assert_int_equal(s.by_type[TM_DATABASE].running, 0);
+	assert_int_equal(s.by_type[TM_DATABASE].rejected - before.by_type[TM_DATABASE].rejected, 1);
+	assert_int_equal(s.total_spawned - before.total_spawned, 3);
+	/* Once one ends and its handle is gone, its record makes room. */
+	cancel_join(t[0], TM_CANCELLED);
+	tm_task **again = hold();
+	assert_int_equal(spawn_sleeper(again, 4, TM_DATABASE), 0);
+	tm_cancel_type(TM_GENERAL);
+	tm_cancel_type(TM_DATABASE);
+	join_all_held(TM_CANCELLED);
+}
+
 static void test_type_timeout_from_config(void **state)
 {
 	(void)state;
@@ -751,6 +781,7 @@ int main(void)
 		T(test_env_config),	/* first: it relies on the group setup's tm_init */
 		T(test_type_limit),
 		T(test_total_limit),
+		T(test_registry_full),
 		T(test_type_timeout_from_config),
 		T(test_custom_type_from_config),
 		T(test_retention_from_config),
