@@ -10,7 +10,8 @@
 
 # The one list of Debian packages the project needs (build, tests, benchmarks).
 DEB_PACKAGES := gcc make pkg-config clang libcmocka-dev libinih-dev systemtap-sdt-dev \
-                libglib2.0-dev procps
+                libglib2.0-dev procps \
+                libbpf-dev bpftool libelf-dev zlib1g-dev llvm
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -149,3 +150,59 @@ clean:
 
 -include $(LIB_OBJS:.o=.d) $(TESTS:%=%.d) $(BENCHES:%=%.d)
 
+# ---- kernel programs (bpf/) and taskmond (user/) ---------------------------------
+# CO-RE: the object is compiled against the committed bpf/vmlinux.h, never the
+# build machine's kernel, and relocated at load time. The skeleton embeds it.
+BPF_CLANG  ?= clang
+BPFTOOL    ?= bpftool
+LLVM_STRIP ?= llvm-strip
+BPF_CFLAGS := -target bpf -g -O2 -Wall -D__TARGET_ARCH_x86 -I/usr/include/$(shell gcc -dumpmachine) -Ibpf
+BPF_LIBS   := -lbpf -lelf -lz
+USER_SRCS  := $(wildcard user/*.c)
+USER_OBJS  := $(USER_SRCS:%.c=$(BUILD)/%.o)
+TMD_OBJS   := $(filter-out $(BUILD)/user/taskmond.o,$(USER_OBJS))   # the loader, for the tests too
+CRASHER    := $(BUILD)/tests/integration/crasher
+
+all: $(BUILD)/taskmond
+tests-build: $(CRASHER) $(BUILD)/taskmond   # test_bpf_taskmond runs it
+
+# Regenerates bpf/vmlinux.h (x86_64) from the running kernel's BTF.
+.PHONY: vmlinux
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h.tmp
+	mv bpf/vmlinux.h.tmp bpf/vmlinux.h
+
+$(BUILD)/bpf/taskmon.bpf.o: bpf/taskmon.bpf.c
+	$(call msg,BPF,$@)
+	@mkdir -p $(@D)
+	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@
+
+$(BUILD)/bpf/taskmon.skel.h: $(BUILD)/bpf/taskmon.bpf.o
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name taskmon_bpf > $@
+
+$(USER_OBJS): $(BUILD)/bpf/taskmon.skel.h
+$(BUILD)/user/%.o: user/%.c
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -Iuser -Ibpf -I$(BUILD)/bpf -c $< -o $@
+
+$(BUILD)/taskmond: $(USER_OBJS) $(BUILD)/libtaskmon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(USER_OBJS) $(BUILD)/libtaskmon.a $(BPF_LIBS) $(LIBS)
+
+# Privileged tests embed the loader.
+$(BUILD)/tests/test_bpf_%.o: ALL_CFLAGS += -Iuser -Ibpf
+$(BUILD)/tests/test_bpf_%: $(BUILD)/tests/test_bpf_%.o $(TMD_OBJS) $(BUILD)/libtaskmon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TMD_OBJS) $(BUILD)/libtaskmon.a -lcmocka $(BPF_LIBS) $(LIBS)
+
+# A workload that crashes, linked with the shared library: the collector finds
+# libtaskmon.so in its mappings.
+$(CRASHER): tests/integration/crasher.c $(BUILD)/libtaskmon.so
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -ltaskmon -Wl,-rpath,$(abspath $(BUILD)) $(LIBS)
+
+-include $(USER_OBJS:.o=.d) $(BUILD)/bpf/taskmon.bpf.d $(CRASHER).d

@@ -1,0 +1,358 @@
+/* Loading, attaching and feeding the kernel programs (bpf/taskmon.bpf.c). */
+#include "loader.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "discover.h"
+#include "probe.h"
+#include "taskmon_events.h"
+#include "taskmon.skel.h"
+
+#define N_SCHED  5
+#define N_USDT   5
+#define PID_LIMIT 4194304u   /* PID_MAX_LIMIT on 64-bit */
+
+static const char *const usdt_names[N_USDT] = {
+	"task_spawn", "task_start", "task_end", "task_restart", "task_giveup",
+};
+
+struct watch {
+	pid_t pid;
+	unsigned long long start;   /* its start time, against pid reuse */
+	int targets;
+	size_t nlinks;
+	struct bpf_link *links[TMD_MAX_TARGETS * N_USDT];
+};
+
+struct tmd_loader {
+	struct taskmon_bpf *skel;
+	struct ring_buffer *rb;
+	struct bpf_link *sched_links[N_SCHED];
+	bool raw_tp;
+	tmd_event_fn fn;
+	void *ctx;
+	struct watch *w;
+	size_t nw, capw;
+	uint32_t pid_max;
+};
+
+static _Thread_local char last_error[512];
+
+__attribute__((format(printf, 2, 3)))
+static int fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	return -err;
+}
+
+const char *tmd_loader_error(void)
+{
+	return last_error;
+}
+
+static bool libbpf_verbose;
+
+static int print_fn(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && !libbpf_verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+void tmd_libbpf_print(bool verbose)
+{
+	libbpf_verbose = verbose;
+	libbpf_set_print(print_fn);
+}
+
+static uint32_t read_pid_max(void)
+{
+	unsigned v = 0;
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+	if (f) {
+		if (fscanf(f, "%u", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v == 0 || v > PID_LIMIT ? 32768u : v;
+}
+
+/* The tp_btf programs and their raw_tp twins, in the same order. */
+static void sched_progs(struct taskmon_bpf *s, bool raw, struct bpf_program *out[N_SCHED])
+{
+	struct bpf_program *tp[N_SCHED] = { s->progs.sched_switch, s->progs.sched_wakeup, s->progs.sched_wakeup_new,
+	                                    s->progs.sched_process_exit, s->progs.signal_generate };
+	struct bpf_program *rt[N_SCHED] = { s->progs.raw_sched_switch, s->progs.raw_sched_wakeup,
+	                                    s->progs.raw_sched_wakeup_new, s->progs.raw_sched_process_exit,
+	                                    s->progs.raw_signal_generate };
+	memcpy(out, raw ? rt : tp, sizeof(tp));
+}
+
+static struct bpf_program *usdt_prog(struct taskmon_bpf *s, int i)
+{
+	struct bpf_program *p[N_USDT] = { s->progs.task_spawn, s->progs.task_start, s->progs.task_end,
+	                                  s->progs.task_restart, s->progs.task_giveup };
+	return p[i];
+}
+
+static int configure(struct tmd_loader *l, const struct tmd_loader_opts *o)
+{
+	struct taskmon_bpf *s = l->skel;
+	struct bpf_program *unused[N_SCHED];
+	sched_progs(s, !l->raw_tp, unused);
+	for (int i = 0; i < N_SCHED; i++)
+		bpf_program__set_autoload(unused[i], false);
+	s->rodata->capture_stacks = !o->no_stacks;
+	int err = bpf_map__set_max_entries(s->maps.watched, l->pid_max);
+	if (!err)
+		err = bpf_map__set_max_entries(s->maps.threads, o->max_threads ? o->max_threads : 16384);
+	if (!err)
+		err = bpf_map__set_max_entries(s->maps.spawns, o->max_pending ? o->max_pending : 16384);
+	if (!err)
+		err = bpf_map__set_max_entries(s->maps.events, o->ringbuf_bytes ? o->ringbuf_bytes : 1u << 20);
+	/* Every watched process takes a few USDT specs per probe. */
+	if (!err)
+		err = bpf_map__set_max_entries(s->maps.__bpf_usdt_specs, 8192);
+	return err ? fail(-err, "cannot size the maps: %s", strerror(-err)) : 0;
+}
+
+static int attach_sched(struct tmd_loader *l)
+{
+	struct bpf_program *p[N_SCHED];
+	sched_progs(l->skel, l->raw_tp, p);
+	for (int i = 0; i < N_SCHED; i++) {
+		l->sched_links[i] = bpf_program__attach(p[i]);
+		if (!l->sched_links[i]) {
+			int err = errno;
+			return fail(err, "cannot attach %s: %s", bpf_program__name(p[i]), strerror(err));
+		}
+	}
+	return 0;
+}
+
+static int on_sample(void *ctx, void *data, size_t len)
+{
+	struct tmd_loader *l = ctx;
+	return l->fn ? l->fn(l->ctx, data, len) : 0;
+}
+
+int tmd_loader_open(struct tmd_loader **out, const struct tmd_loader_opts *opts, tmd_event_fn fn, void *ctx)
+{
+	struct tmd_loader_opts o = { .sz = sizeof(o) };
+	if (opts)
+		memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
+	struct tmd_loader *l = calloc(1, sizeof(*l));
+	if (!l)
+		return fail(ENOMEM, "out of memory");
+	int err;
+	l->fn = fn;
+	l->ctx = ctx;
+	l->pid_max = read_pid_max();
+	l->raw_tp = o.force_raw_tp || !tmd_probe_tp_btf("sched_switch");
+	l->skel = taskmon_bpf__open();
+	if (!l->skel) {
+		err = fail(errno, "cannot open the BPF object: %s", strerror(errno));
+		goto cleanup;
+	}
+	if ((err = configure(l, &o)) < 0)
+		goto cleanup;
+	if ((err = taskmon_bpf__load(l->skel)) < 0) {
+		err = fail(-err, "cannot load the BPF programs (%s): %s", l->raw_tp ? "raw_tp" : "tp_btf",
+		           strerror(-err));
+		goto cleanup;
+	}
+	if ((err = attach_sched(l)) < 0)
+		goto cleanup;
+	l->rb = ring_buffer__new(bpf_map__fd(l->skel->maps.events), on_sample, l, NULL);
+	if (!l->rb) {
+		err = fail(errno, "cannot map the ring buffer: %s", strerror(errno));
+		goto cleanup;
+	}
+	*out = l;
+	return 0;
+cleanup:
+	tmd_loader_close(l);
+	return err;
+}
+
+static void unlink_watch(struct watch *w)
+{
+	for (size_t i = 0; i < w->nlinks; i++)
+		bpf_link__destroy(w->links[i]);
+	w->nlinks = 0;
+}
+
+void tmd_loader_close(struct tmd_loader *l)
+{
+	if (!l)
+		return;
+	if (l->skel)
+		l->skel->bss->nr_watched = 0;
+	for (size_t i = 0; i < l->nw; i++)
+		unlink_watch(&l->w[i]);
+	free(l->w);
+	for (int i = 0; i < N_SCHED; i++)
+		bpf_link__destroy(l->sched_links[i]);
+	ring_buffer__free(l->rb);
+	taskmon_bpf__destroy(l->skel);
+	free(l);
+}
+
+static struct watch *find_watch(const struct tmd_loader *l, pid_t pid)
+{
+	for (size_t i = 0; i < l->nw; i++)
+		if (l->w[i].pid == pid)
+			return &l->w[i];
+	return NULL;
+}
+
+static int set_flag(struct tmd_loader *l, pid_t pid, uint64_t flags)
+{
+	uint32_t key = (uint32_t)pid;
+	int err = bpf_map__update_elem(l->skel->maps.watched, &key, sizeof(key), &flags, sizeof(flags), BPF_ANY);
+	return err ? fail(-err, "cannot mark process %d: %s", (int)pid, strerror(-err)) : 0;
+}
+
+/* All probes of one binary for one process. The supervision probes may be
+ * missing from an older library; the three task probes may not. */
+static int attach_binary(struct tmd_loader *l, struct watch *w, const char *path)
+{
+	for (int i = 0; i < N_USDT; i++) {
+		struct bpf_link *link = bpf_program__attach_usdt(usdt_prog(l->skel, i), w->pid, path, "taskmon",
+		                                                 usdt_names[i], NULL);
+		if (link) {
+			w->links[w->nlinks++] = link;
+		} else if (i < 3) {
+			int err = errno;
+			return fail(err, "cannot attach taskmon:%s in %s for process %d: %s", usdt_names[i], path,
+			            (int)w->pid, strerror(err));
+		}
+	}
+	return 0;
+}
+
+static int grow(struct tmd_loader *l)
+{
+	if (l->nw < l->capw)
+		return 0;
+	size_t cap = l->capw ? l->capw * 2 : 16;
+	struct watch *w = realloc(l->w, cap * sizeof(*w));
+	if (!w)
+		return fail(ENOMEM, "out of memory");
+	l->w = w;
+	l->capw = cap;
+	return 0;
+}
+
+int tmd_loader_watch(struct tmd_loader *l, pid_t pid)
+{
+	struct tmd_targets t;
+	struct watch *w = find_watch(l, pid);
+	if (w)
+		return w->targets;
+	if (pid <= 0 || (uint32_t)pid >= l->pid_max)
+		return fail(EINVAL, "%d is not a process id below pid_max (%u)", (int)pid, l->pid_max);
+	unsigned long long start;
+	int n = tmd_proc_start(pid, &start), err;
+	if (n == 0)
+		n = tmd_find_targets(pid, &t);
+	if (n < 0)
+		return fail(-n, "cannot read the mappings of process %d: %s", (int)pid, strerror(-n));
+	if ((err = grow(l)) < 0)
+		return err;
+	w = &l->w[l->nw];
+	memset(w, 0, sizeof(*w));
+	w->pid = pid;
+	w->start = start;
+	w->targets = n;
+	/* Flag first: threads are accounted from the first probe hit on. */
+	if ((err = set_flag(l, pid, TM_WATCH_ON)) < 0)
+		return err;
+	l->nw++;
+	l->skel->bss->nr_watched = (uint32_t)l->nw;
+	for (size_t i = 0; i < t.n; i++) {
+		if ((err = attach_binary(l, w, t.path[i])) < 0) {
+			char why[sizeof(last_error)];
+			memcpy(why, last_error, sizeof(why));
+			tmd_loader_unwatch(l, pid);
+			memcpy(last_error, why, sizeof(why));
+			return err;
+		}
+	}
+	return n;
+}
+
+int tmd_loader_unwatch(struct tmd_loader *l, pid_t pid)
+{
+	struct watch *w = find_watch(l, pid);
+	if (!w)
+		return fail(ENOENT, "process %d is not watched", (int)pid);
+	unlink_watch(w);
+	set_flag(l, pid, 0);
+	*w = l->w[--l->nw];
+	l->skel->bss->nr_watched = (uint32_t)l->nw;
+	return 0;
+}
+
+size_t tmd_loader_prune(struct tmd_loader *l, pid_t *gone, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < l->nw;) {
+		unsigned long long start;
+		pid_t pid = l->w[i].pid;
+		if (tmd_proc_start(pid, &start) == 0 && start == l->w[i].start) {
+			i++;
+			continue;
+		}
+		tmd_loader_unwatch(l, pid);   /* moves the last watch into slot i */
+		if (n < cap)
+			gone[n] = pid;
+		n++;
+	}
+	return n;
+}
+
+bool tmd_loader_watching(const struct tmd_loader *l, pid_t pid)
+{
+	return find_watch(l, pid) != NULL;
+}
+
+size_t tmd_loader_watch_count(const struct tmd_loader *l)
+{
+	return l->nw;
+}
+
+int tmd_loader_poll(struct tmd_loader *l, int timeout_ms)
+{
+	return ring_buffer__poll(l->rb, timeout_ms);
+}
+
+uint64_t tmd_loader_stat(const struct tmd_loader *l, unsigned which)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0 || which >= TM_STAT_COUNT)
+		return 0;
+	uint64_t *v = calloc((size_t)ncpu, sizeof(*v)), sum = 0;
+	uint32_t key = which;
+	if (v && bpf_map_lookup_elem(bpf_map__fd(l->skel->maps.stats), &key, v) == 0)
+		for (int i = 0; i < ncpu; i++)
+			sum += v[i];
+	free(v);
+	return sum;
+}
+
+const char *tmd_loader_mode(const struct tmd_loader *l)
+{
+	return l->raw_tp ? "raw_tp" : "tp_btf";
+}

@@ -1,0 +1,60 @@
+/* The kernel programs, loaded and attached: open -> configure -> load ->
+ * attach -> watch workloads -> poll events. Shared by taskmond and the
+ * privileged tests, which embed it to watch their own process. */
+#ifndef TMD_LOADER_H
+#define TMD_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct tmd_loader;
+
+struct tmd_loader_opts {
+	size_t   sz;               /* sizeof(struct tmd_loader_opts) */
+	bool     force_raw_tp;     /* use the raw_tp programs even where tp_btf works */
+	bool     no_stacks;        /* crash events without user stacks */
+	uint32_t ringbuf_bytes;    /* power of two >= page size; 0 = 1 MiB */
+	uint32_t max_threads;      /* per-thread state entries; 0 = 16384 */
+	uint32_t max_pending;      /* tasks spawned and not yet started; 0 = 16384 */
+};
+#define TMD_LOADER_OPTS(...) (&(struct tmd_loader_opts){ .sz = sizeof(struct tmd_loader_opts), __VA_ARGS__ })
+
+/* Called for every ring-buffer record (see bpf/taskmon_events.h); a non-zero
+ * return stops the current poll and is returned by it. */
+typedef int (*tmd_event_fn)(void *ctx, const void *data, size_t len);
+
+/* Loads and attaches the scheduler and signal programs. Negative errno;
+ * tmd_loader_error() says what failed. */
+int  tmd_loader_open(struct tmd_loader **out, const struct tmd_loader_opts *opts, tmd_event_fn fn, void *ctx);
+void tmd_loader_close(struct tmd_loader *l);
+
+/* Starts watching a process: its threads are accounted from now on, and the
+ * library's USDT probes are attached to every copy of libtaskmon it runs
+ * (libtaskmon.so* it maps, or its executable when linked statically).
+ * Returns the number of binaries attached (0: the process uses no
+ * libtaskmon; scheduler and signal figures still flow), or negative errno. */
+int  tmd_loader_watch(struct tmd_loader *l, pid_t pid);
+/* Stops watching; detaches its probes. -ENOENT when it was not watched. */
+int  tmd_loader_unwatch(struct tmd_loader *l, pid_t pid);
+bool tmd_loader_watching(const struct tmd_loader *l, pid_t pid);
+/* Unwatches the processes that are gone, or whose pid a newer process has
+ * taken (their exit event may have been lost); lists up to cap of them in
+ * gone and returns how many there were. */
+size_t tmd_loader_prune(struct tmd_loader *l, pid_t *gone, size_t cap);
+size_t tmd_loader_watch_count(const struct tmd_loader *l);
+
+/* Waits up to timeout_ms for events, hands each to the callback; returns how
+ * many were consumed, or negative errno (-EINTR on a signal). */
+int  tmd_loader_poll(struct tmd_loader *l, int timeout_ms);
+
+/* Kernel-side counters summed over CPUs (enum tm_stat), 0 on error. */
+uint64_t tmd_loader_stat(const struct tmd_loader *l, unsigned which);
+const char *tmd_loader_mode(const struct tmd_loader *l);   /* "tp_btf" or "raw_tp" */
+const char *tmd_loader_error(void);   /* the last failure, as a sentence */
+
+/* libbpf's messages: warnings always, debug lines only when verbose. */
+void tmd_libbpf_print(bool verbose);
+
+#endif
