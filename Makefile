@@ -11,7 +11,7 @@
 # The one list of Debian packages the project needs (build, tests, benchmarks).
 DEB_PACKAGES := gcc make pkg-config clang libcmocka-dev libinih-dev systemtap-sdt-dev \
                 libglib2.0-dev procps \
-                libbpf-dev bpftool libelf-dev zlib1g-dev llvm
+                libbpf-dev bpftool libelf-dev zlib1g-dev llvm libjansson-dev
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -158,6 +158,7 @@ BPFTOOL    ?= bpftool
 LLVM_STRIP ?= llvm-strip
 BPF_CFLAGS := -target bpf -g -O2 -Wall -D__TARGET_ARCH_x86 -I/usr/include/$(shell gcc -dumpmachine) -Ibpf
 BPF_LIBS   := -lbpf -lelf -lz
+BPF_LIBS   += -ljansson   # user/crashlog.c writes crash records as JSON
 USER_SRCS  := $(wildcard user/*.c)
 USER_OBJS  := $(USER_SRCS:%.c=$(BUILD)/%.o)
 TMD_OBJS   := $(filter-out $(BUILD)/user/taskmond.o,$(USER_OBJS))   # the loader, for the tests too
@@ -205,4 +206,26 @@ $(CRASHER): tests/integration/crasher.c $(BUILD)/libtaskmon.so
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -ltaskmon -Wl,-rpath,$(abspath $(BUILD)) $(LIBS)
 
--include $(USER_OBJS:.o=.d) $(BUILD)/bpf/taskmon.bpf.d $(CRASHER).d
+# A workload with a known mix of tasks, for the collector's tests (linked
+# like the crasher, so that the collector finds libtaskmon.so).
+WORKLOAD := $(BUILD)/tests/integration/workload
+tests-build: $(WORKLOAD)
+$(WORKLOAD): tests/integration/workload.c $(BUILD)/libtaskmon.so
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -L$(BUILD) -ltaskmon -Wl,-rpath,$(abspath $(BUILD)) $(LIBS)
+
+-include $(USER_OBJS:.o=.d) $(BUILD)/bpf/taskmon.bpf.d $(CRASHER).d $(WORKLOAD).d
+
+# The collector benchmark embeds the loader, as the privileged tests do.
+$(BUILD)/bench/bench_collector.o: ALL_CFLAGS += -Iuser -Ibpf
+$(BUILD)/bench/bench_collector: $(BUILD)/bench/bench_collector.o $(TMD_OBJS) $(BUILD)/libtaskmon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TMD_OBJS) $(BUILD)/libtaskmon.a $(BPF_LIBS) $(LIBS) -lm
+
+# Symbolizer and crash records: the unit test links them without the loader.
+SYM_OBJS := $(BUILD)/user/symbolize.o $(BUILD)/user/crashlog.o $(BUILD)/user/discover.o
+$(BUILD)/tests/test_symbolize.o: ALL_CFLAGS += -Iuser -Ibpf
+$(BUILD)/tests/test_symbolize: $(BUILD)/tests/test_symbolize.o $(SYM_OBJS) $(BUILD)/libtaskmon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(SYM_OBJS) $(BUILD)/libtaskmon.a -lcmocka -lelf -ljansson $(LIBS)

@@ -131,6 +131,12 @@ int  tm__spawn_common(tm_task **out, const char *name, tm_fn fn, void *arg,
 /* init.c */
 int  tm__ensure_init(void);
 
+/* register.c: tells taskmond (at $TASKMON_SOCKET or the default socket) that
+ * this process uses the library, waiting at most 50 ms for its answer. 0 when
+ * the collector is watching us; negative errno otherwise, which callers
+ * ignore: the library works the same without a collector. */
+int  tm__collector_register(void);
+
 /* registry.c */
 int  tm__registry_create(void);
 void tm__registry_destroy(void);

@@ -101,6 +101,10 @@ static int bring_up(const char *path, bool contain_faults)
 		tm__registry_destroy();
 		return r;
 	}
+	/* Last, with the registry and its types in place, and before tm_init
+	 * returns, so before any task: a collector that answers has its probes
+	 * attached before the first spawn. Failure is silent (no collector). */
+	(void)tm__collector_register();
 	return 0;
 }
 

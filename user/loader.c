@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -24,12 +25,29 @@ static const char *const usdt_names[N_USDT] = {
 	"task_spawn", "task_start", "task_end", "task_restart", "task_giveup",
 };
 
+/* The USDT probes of one binary (a libtaskmon.so, or an executable linked
+ * statically), attached for every process that runs it (pid -1) and shared by
+ * the watches of all of them: the BPF side ignores processes that are not
+ * watched after one map lookup. Attaching a uprobe costs the kernel an RCU
+ * grace period (tens of ms here), more than a registering workload waits, so
+ * a binary stays attached when its last watched process is gone, until its
+ * slot is needed: the next workload that runs it is watched at once. */
+#define MAX_BINARIES 64
+struct binary {
+	bool used;
+	dev_t dev;
+	ino_t ino;
+	unsigned refs;              /* watches that use it */
+	size_t nlinks;
+	struct bpf_link *links[N_USDT];
+};
+
 struct watch {
 	pid_t pid;
 	unsigned long long start;   /* its start time, against pid reuse */
 	int targets;
-	size_t nlinks;
-	struct bpf_link *links[TMD_MAX_TARGETS * N_USDT];
+	size_t nbins;
+	int bins[TMD_MAX_TARGETS];  /* indices into tmd_loader.bins */
 };
 
 struct tmd_loader {
@@ -42,6 +60,7 @@ struct tmd_loader {
 	struct watch *w;
 	size_t nw, capw;
 	uint32_t pid_max;
+	struct binary bins[MAX_BINARIES];
 };
 
 static _Thread_local char last_error[512];
@@ -186,11 +205,18 @@ cleanup:
 	return err;
 }
 
-static void unlink_watch(struct watch *w)
+static void detach_binary(struct binary *b)
 {
-	for (size_t i = 0; i < w->nlinks; i++)
-		bpf_link__destroy(w->links[i]);
-	w->nlinks = 0;
+	for (size_t i = 0; i < b->nlinks; i++)
+		bpf_link__destroy(b->links[i]);
+	memset(b, 0, sizeof(*b));
+}
+
+static void unlink_watch(struct tmd_loader *l, struct watch *w)
+{
+	for (size_t i = 0; i < w->nbins; i++)
+		l->bins[w->bins[i]].refs--;
+	w->nbins = 0;
 }
 
 void tmd_loader_close(struct tmd_loader *l)
@@ -199,8 +225,8 @@ void tmd_loader_close(struct tmd_loader *l)
 		return;
 	if (l->skel)
 		l->skel->bss->nr_watched = 0;
-	for (size_t i = 0; i < l->nw; i++)
-		unlink_watch(&l->w[i]);
+	for (size_t i = 0; i < MAX_BINARIES; i++)
+		detach_binary(&l->bins[i]);
 	free(l->w);
 	for (int i = 0; i < N_SCHED; i++)
 		bpf_link__destroy(l->sched_links[i]);
@@ -224,22 +250,56 @@ static int set_flag(struct tmd_loader *l, pid_t pid, uint64_t flags)
 	return err ? fail(-err, "cannot mark process %d: %s", (int)pid, strerror(-err)) : 0;
 }
 
-/* All probes of one binary for one process. The supervision probes may be
- * missing from an older library; the three task probes may not. */
-static int attach_binary(struct tmd_loader *l, struct watch *w, const char *path)
+/* A free slot, or the slot of a binary no watched process runs. */
+static struct binary *free_binary(struct tmd_loader *l)
 {
+	struct binary *idle = NULL;
+	for (size_t i = 0; i < MAX_BINARIES; i++) {
+		if (!l->bins[i].used)
+			return &l->bins[i];
+		if (!idle && l->bins[i].refs == 0)
+			idle = &l->bins[i];
+	}
+	if (idle)
+		detach_binary(idle);
+	return idle;
+}
+
+/* All probes of one binary, for every process, once. The supervision probes
+ * may be missing from an older library; the three task probes may not.
+ * Returns its index or negative errno. */
+static int attach_binary(struct tmd_loader *l, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return fail(errno, "cannot read %s: %s", path, strerror(errno));
+	for (int i = 0; i < MAX_BINARIES; i++)
+		if (l->bins[i].used && l->bins[i].dev == st.st_dev && l->bins[i].ino == st.st_ino)
+			return i;
+	struct binary *b = free_binary(l);
+	if (!b)
+		return fail(ENOSPC, "probes are attached to %d binaries in use already", MAX_BINARIES);
+	*b = (struct binary){ .used = true, .dev = st.st_dev, .ino = st.st_ino };
 	for (int i = 0; i < N_USDT; i++) {
-		struct bpf_link *link = bpf_program__attach_usdt(usdt_prog(l->skel, i), w->pid, path, "taskmon",
+		struct bpf_link *link = bpf_program__attach_usdt(usdt_prog(l->skel, i), -1, path, "taskmon",
 		                                                 usdt_names[i], NULL);
 		if (link) {
-			w->links[w->nlinks++] = link;
+			b->links[b->nlinks++] = link;
 		} else if (i < 3) {
 			int err = errno;
-			return fail(err, "cannot attach taskmon:%s in %s for process %d: %s", usdt_names[i], path,
-			            (int)w->pid, strerror(err));
+			detach_binary(b);
+			return fail(err, "cannot attach taskmon:%s in %s: %s", usdt_names[i], path, strerror(err));
 		}
 	}
-	return 0;
+	return (int)(b - l->bins);
+}
+
+int tmd_loader_attach_binary(struct tmd_loader *l, const char *path)
+{
+	if (!tmd_elf_has_taskmon_probes(path))
+		return fail(ENOENT, "%s has no taskmon probes", path);
+	int b = attach_binary(l, path);
+	return b < 0 ? b : 0;
 }
 
 static int grow(struct tmd_loader *l)
@@ -282,13 +342,16 @@ int tmd_loader_watch(struct tmd_loader *l, pid_t pid)
 	l->nw++;
 	l->skel->bss->nr_watched = (uint32_t)l->nw;
 	for (size_t i = 0; i < t.n; i++) {
-		if ((err = attach_binary(l, w, t.path[i])) < 0) {
+		int b = attach_binary(l, t.path[i]);
+		if (b < 0) {
 			char why[sizeof(last_error)];
 			memcpy(why, last_error, sizeof(why));
 			tmd_loader_unwatch(l, pid);
 			memcpy(last_error, why, sizeof(why));
-			return err;
+			return b;
 		}
+		l->bins[b].refs++;
+		w->bins[w->nbins++] = b;
 	}
 	return n;
 }
@@ -298,7 +361,7 @@ int tmd_loader_unwatch(struct tmd_loader *l, pid_t pid)
 	struct watch *w = find_watch(l, pid);
 	if (!w)
 		return fail(ENOENT, "process %d is not watched", (int)pid);
-	unlink_watch(w);
+	unlink_watch(l, w);
 	set_flag(l, pid, 0);
 	*w = l->w[--l->nw];
 	l->skel->bss->nr_watched = (uint32_t)l->nw;
@@ -336,6 +399,16 @@ size_t tmd_loader_watch_count(const struct tmd_loader *l)
 int tmd_loader_poll(struct tmd_loader *l, int timeout_ms)
 {
 	return ring_buffer__poll(l->rb, timeout_ms);
+}
+
+int tmd_loader_epoll_fd(const struct tmd_loader *l)
+{
+	return ring_buffer__epoll_fd(l->rb);
+}
+
+int tmd_loader_consume(struct tmd_loader *l)
+{
+	return ring_buffer__consume(l->rb);
 }
 
 uint64_t tmd_loader_stat(const struct tmd_loader *l, unsigned which)

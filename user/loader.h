@@ -36,7 +36,14 @@ void tmd_loader_close(struct tmd_loader *l);
  * Returns the number of binaries attached (0: the process uses no
  * libtaskmon; scheduler and signal figures still flow), or negative errno. */
 int  tmd_loader_watch(struct tmd_loader *l, pid_t pid);
-/* Stops watching; detaches its probes. -ENOENT when it was not watched. */
+/* The probes of a binary are attached once for every process that runs it
+ * and stay attached, shared by all watches, until the slot is needed for
+ * another binary (64 at most; see loader.c). This attaches them ahead of any
+ * watch: a workload that registers is then watched without waiting for the
+ * kernel to install uprobes. 0, -ENOENT when the file has no taskmon probes,
+ * or negative errno. */
+int  tmd_loader_attach_binary(struct tmd_loader *l, const char *path);
+/* Stops watching. -ENOENT when it was not watched. */
 int  tmd_loader_unwatch(struct tmd_loader *l, pid_t pid);
 bool tmd_loader_watching(const struct tmd_loader *l, pid_t pid);
 /* Unwatches the processes that are gone, or whose pid a newer process has
@@ -48,6 +55,12 @@ size_t tmd_loader_watch_count(const struct tmd_loader *l);
 /* Waits up to timeout_ms for events, hands each to the callback; returns how
  * many were consumed, or negative errno (-EINTR on a signal). */
 int  tmd_loader_poll(struct tmd_loader *l, int timeout_ms);
+
+/* For an event loop of one's own: a file descriptor (an epoll instance)
+ * that polls readable when events wait, and a read of every waiting event
+ * without blocking (count consumed, or negative errno). */
+int  tmd_loader_epoll_fd(const struct tmd_loader *l);
+int  tmd_loader_consume(struct tmd_loader *l);
 
 /* Kernel-side counters summed over CPUs (enum tm_stat), 0 on error. */
 uint64_t tmd_loader_stat(const struct tmd_loader *l, unsigned which);

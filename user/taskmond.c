@@ -1,41 +1,64 @@
-/* taskmond: loads the kernel programs, watches workloads, reads their events.
+/* taskmond: loads the kernel programs, watches workloads, merges their events
+ * with their registries into tracker stats, and serves registrations and
+ * snapshots on a Unix socket.
  *
- *   taskmond [--check] [--verbose] [--foreground] [--pid PID]... [--duration SECONDS]
+ *   taskmond [--socket PATH] [--state-dir DIR] [--retention SECONDS] [--foreground]
+ *            [--verbose] [--check] [--pid PID]... [--library PATH]... [--duration SECONDS]
  *
- * This first collector watches the processes named with --pid and every
- * workload that publishes a registry in /dev/shm (rescanned each second),
- * and with --verbose prints one line per event.
+ * Workloads are found three ways: the library registers on the socket in
+ * tm_init (watched before it answers), the registries in /dev/shm are
+ * rescanned each second, and --pid names processes. With --verbose it prints
+ * one line per event.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "event_fmt.h"
 #include "discover.h"
+#include "event_fmt.h"
 #include "loader.h"
+#include "merge.h"
 #include "probe.h"
+#include "server.h"
+#include "snapshot.h"
 #include "taskmon_events.h"
 
 #define MAX_PIDS 256
+#define MAX_LIBS 8
+#define DEFAULT_STATE_DIR "/var/lib/taskmon"
+#define TM_SOVERSION "0"
+#define TICK_MS  200
+#define SNAPSHOT_MAX_AGE_NS 100000000ull   /* registries re-read for a snapshot when older */
 
 struct options {
 	bool check, verbose, foreground;
 	pid_t pids[MAX_PIDS];
 	size_t npids;
+	const char *libs[MAX_LIBS];
+	size_t nlibs;
 	double duration;      /* seconds; 0 = until a signal */
+	double retention;     /* seconds */
+	char socket[PATH_MAX];
+	char state_dir[PATH_MAX];
 };
 
 struct daemon_state {
 	struct options opt;
 	struct tmd_loader *loader;
+	struct tmd_merge *merge;
+	struct tmd_server *server;
+	int epfd;
 	pid_t failed[64];     /* workloads that could not be watched: not retried every second */
 	size_t nfailed;
-	uint64_t events;
+	uint64_t events, started_ns, now;
 };
 
 static volatile sig_atomic_t stop;
@@ -46,14 +69,56 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: taskmond [--check] [--verbose] [--foreground] [--pid PID]... [--duration SECONDS]\n"
-	           "  --check       probe the kernel and privileges, one line per feature, then exit\n"
-	           "  --verbose     print one line per kernel event and libbpf's debug messages\n"
-	           "  --foreground  stay attached to the terminal (default: run in the background)\n"
-	           "  --pid PID     watch this process (besides the workloads found in /dev/shm)\n"
-	           "  --duration S  stop after S seconds\n");
+	fprintf(f, "usage: taskmond [--socket PATH] [--state-dir DIR] [--retention SECONDS] [--foreground]\n"
+	           "                [--verbose] [--check] [--pid PID]... [--library PATH]... [--duration SECONDS]\n"
+	           "  --socket PATH      where workloads register and tools ask for snapshots\n"
+	           "                     (default " TM_WIRE_SOCKET ")\n"
+	           "  --state-dir DIR    crash logs and other state (default " DEFAULT_STATE_DIR ")\n"
+	           "  --retention S      keep finished tasks and departed workloads S seconds (default 300)\n"
+	           "  --foreground       stay attached to the terminal (default: run in the background)\n"
+	           "  --verbose          print one line per kernel event and libbpf's debug messages\n"
+	           "  --check            probe the kernel and privileges, one line per feature, then exit\n"
+	           "  --pid PID          watch this process (besides the workloads that register or are found)\n"
+	           "  --library PATH     attach to this copy of libtaskmon at start (the installed one is by default)\n"
+	           "  --duration S       stop after S seconds\n");
+}
+
+/* An absolute path: the daemon leaves the working directory. */
+static int absolute(char *out, const char *in, const char *what)
+{
+	char cwd[PATH_MAX];
+	int n;
+	if (!*in)
+		n = -1;
+	else if (in[0] == '/')
+		n = snprintf(out, PATH_MAX, "%s", in);
+	else
+		n = getcwd(cwd, sizeof(cwd)) ? snprintf(out, PATH_MAX, "%s/%s", cwd, in) : -1;
+	if (n < 0 || n >= PATH_MAX) {
+		fprintf(stderr, "taskmond: %s takes a path, not '%s'\n", what, in);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_seconds(const char *arg, const char *what, double *out)
+{
+	char *end;
+	*out = strtod(arg, &end);
+	if (*end || !(*out > 0) || *out > 1e9) {
+		fprintf(stderr, "taskmond: %s takes a number of seconds, not '%s'\n", what, arg);
+		return -1;
+	}
+	return 0;
 }
 
 static int parse(int argc, char **argv, struct options *o)
@@ -62,11 +127,16 @@ static int parse(int argc, char **argv, struct options *o)
 		{ "check", no_argument, NULL, 'c' },      { "verbose", no_argument, NULL, 'v' },
 		{ "foreground", no_argument, NULL, 'f' }, { "pid", required_argument, NULL, 'p' },
 		{ "duration", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
+		{ "socket", required_argument, NULL, 's' }, { "state-dir", required_argument, NULL, 'S' },
+		{ "retention", required_argument, NULL, 'r' }, { "library", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	char *end;
-	while ((c = getopt_long(argc, argv, "cvfp:d:h", longs, NULL)) != -1) {
+	snprintf(o->socket, sizeof(o->socket), "%s", TM_WIRE_SOCKET);
+	snprintf(o->state_dir, sizeof(o->state_dir), "%s", DEFAULT_STATE_DIR);
+	o->retention = 300;
+	while ((c = getopt_long(argc, argv, "cvfp:d:hs:S:r:l:", longs, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->check = true; break;
 		case 'v': o->verbose = true; break;
@@ -80,12 +150,28 @@ static int parse(int argc, char **argv, struct options *o)
 			o->pids[o->npids++] = (pid_t)v;
 			break;
 		}
-		case 'd':
-			o->duration = strtod(optarg, &end);
-			if (*end || !(o->duration > 0)) {
-				fprintf(stderr, "taskmond: --duration takes a number of seconds, not '%s'\n", optarg);
+		case 'l':
+			if (o->nlibs == MAX_LIBS) {
+				fprintf(stderr, "taskmond: at most %d --library options\n", MAX_LIBS);
 				return -1;
 			}
+			o->libs[o->nlibs++] = optarg;
+			break;
+		case 'd':
+			if (parse_seconds(optarg, "--duration", &o->duration) < 0)
+				return -1;
+			break;
+		case 'r':
+			if (parse_seconds(optarg, "--retention", &o->retention) < 0)
+				return -1;
+			break;
+		case 's':
+			if (absolute(o->socket, optarg, "--socket") < 0)
+				return -1;
+			break;
+		case 'S':
+			if (absolute(o->state_dir, optarg, "--state-dir") < 0)
+				return -1;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -110,36 +196,59 @@ static int run_check(void)
 	return ok ? 0 : 1;
 }
 
-static double now_s(void)
+/* mkdir -p, new directories 0755. */
+static int make_dirs(const char *path)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (char *p = dir + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(dir, 0755) == 0)
+			chmod(dir, 0755);
+		else if (errno != EEXIST)
+			return -errno;
+		*p = c;
+		if (!c)
+			return 0;
+	}
 }
 
 static int on_event(void *ctx, const void *data, size_t len)
 {
 	struct daemon_state *d = ctx;
 	char line[1024];
-	int kind = tmd_event_format(data, len, line, sizeof(line));
 	d->events++;
-	if (kind < 0) {
+	/* Checks the record's size for its kind; a malformed one is counted there. */
+	if (tmd_merge_event(d->merge, data, len, d->now) < 0) {
 		fprintf(stderr, "taskmond: malformed event of %zu bytes skipped\n", len);
 		return 0;
 	}
-	if (d->opt.verbose)
+	if (d->opt.verbose && tmd_event_format(data, len, line, sizeof(line)) >= 0)
 		printf("%s\n", line);
 	return 0;
 }
 
+/* Probes first, then the merge: a registration is answered only after both. */
 static int watch(struct daemon_state *d, pid_t pid)
 {
 	if (tmd_loader_watching(d->loader, pid))
 		return 0;
 	int n = tmd_loader_watch(d->loader, pid);
-	if (n < 0)
+	if (n < 0) {
 		fprintf(stderr, "taskmond: %s\n", tmd_loader_error());
-	else if (d->opt.verbose)
+		return n;
+	}
+	int r = tmd_merge_add(d->merge, pid, now_ns());
+	if (r == -ENOSPC) {
+		fprintf(stderr, "taskmond: process %d not watched: %zu workloads are followed already\n", (int)pid,
+		        (size_t)tmd_merge_options(d->merge)->max_workloads);
+		tmd_loader_unwatch(d->loader, pid);
+		return r;
+	}
+	if (d->opt.verbose)
 		printf("watch  pid %d (%d binar%s with taskmon probes)\n", (int)pid, n, n == 1 ? "y" : "ies");
 	return n;
 }
@@ -152,15 +261,24 @@ static bool failed_before(const struct daemon_state *d, pid_t pid)
 	return false;
 }
 
+static void gone(struct daemon_state *d, pid_t pid, const char *why)
+{
+	tmd_merge_gone(d->merge, pid, d->now);
+	if (tmd_loader_watching(d->loader, pid))
+		tmd_loader_unwatch(d->loader, pid);
+	if (d->opt.verbose)
+		printf("unwatch pid %d (%s)\n", (int)pid, why);
+}
+
 static void rescan(struct daemon_state *d)
 {
 	pid_t pids[1024];
 	/* An exited workload stays watched until it is gone from /proc, not only
 	 * until its exit event: its threads that exit after that event still
 	 * close out their tasks. */
-	size_t gone = tmd_loader_prune(d->loader, pids, 1024);
-	for (size_t i = 0; i < gone && i < 1024 && d->opt.verbose; i++)
-		printf("unwatch pid %d (gone)\n", (int)pids[i]);
+	size_t n_gone = tmd_loader_prune(d->loader, pids, 1024);
+	for (size_t i = 0; i < n_gone && i < 1024; i++)
+		gone(d, pids[i], "gone");
 	int n = tmd_list_workloads(NULL, pids, 1024);
 	for (int i = 0; i < n; i++) {
 		if (failed_before(d, pids[i]) || watch(d, pids[i]) >= 0)
@@ -171,23 +289,110 @@ static void rescan(struct daemon_state *d)
 	}
 }
 
+/* Probes on the libraries workloads will load, before any registers: the
+ * kernel takes tens of ms to install a uprobe, longer than tm_init waits. */
+static int attach_libraries(struct daemon_state *d)
+{
+	static const char *const installed[] = {
+		"/usr/local/lib/libtaskmon.so." TM_SOVERSION, "/usr/lib/libtaskmon.so." TM_SOVERSION,
+		"/usr/lib/x86_64-linux-gnu/libtaskmon.so." TM_SOVERSION,
+	};
+	for (size_t i = 0; i < d->opt.nlibs; i++) {
+		if (tmd_loader_attach_binary(d->loader, d->opt.libs[i]) < 0) {
+			fprintf(stderr, "taskmond: --library %s: %s\n", d->opt.libs[i], tmd_loader_error());
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < sizeof(installed) / sizeof(installed[0]); i++)
+		if (access(installed[i], R_OK) == 0 && tmd_loader_attach_binary(d->loader, installed[i]) < 0 &&
+		    d->opt.verbose)
+			fprintf(stderr, "taskmond: %s\n", tmd_loader_error());
+	return 0;
+}
+
+/* ---- the socket's requests ------------------------------------------------------ */
+
+static int on_register(void *ctx, const struct tmd_peer *peer, char *why, size_t len)
+{
+	struct daemon_state *d = ctx;
+	if (peer->pid <= 0) {
+		snprintf(why, len, "the peer has no process id");
+		return -ESRCH;
+	}
+	int r = watch(d, peer->pid);
+	if (r < 0) {
+		snprintf(why, len, "%s", r == -ENOSPC ? "too many workloads are followed" : tmd_loader_error());
+		return r;
+	}
+	if (d->opt.verbose)
+		printf("register pid %d uid %u\n", (int)peer->pid, (unsigned)peer->uid);
+	return 0;
+}
+
+static char *on_snapshot(void *ctx, const struct tmd_peer *peer, const struct tm_wire_snapshot_req *req, size_t *len)
+{
+	struct daemon_state *d = ctx;
+	struct tmd_server_stats ss;
+	/* Everything that happened before the request is in it. */
+	d->now = now_ns();
+	tmd_loader_consume(d->loader);
+	tmd_merge_refresh(d->merge, d->now, SNAPSHOT_MAX_AGE_NS);
+	tmd_server_get_stats(d->server, &ss);
+	struct tmd_collector_info ci = {
+		.pid = getpid(), .mode = tmd_loader_mode(d->loader), .started_ns = d->started_ns,
+		.lost = tmd_loader_stat(d->loader, TM_STAT_LOST),
+		.spawn_missed = tmd_loader_stat(d->loader, TM_STAT_SPAWN_MISSED),
+		.watched = tmd_loader_watch_count(d->loader), .registrations = ss.registrations,
+		.registrations_refused = ss.registrations_refused, .snapshots = ss.snapshots + 1,
+		.clients = ss.clients, .socket = d->opt.socket, .state_dir = d->opt.state_dir,
+	};
+	bool all = peer->uid == 0 || peer->uid == geteuid();
+	return tmd_snapshot_json(d->merge, &ci,
+	                         TMD_SNAPSHOT_OPTS(.all_workloads = all, .uid = peer->uid,
+	                                           .no_tasks = (req->flags & TM_WIRE_SNAP_NO_TASKS) != 0,
+	                                           .max_tasks = req->max_tasks),
+	                         d->now, len);
+}
+
+/* ---- the loop --------------------------------------------------------------------- */
+
+static int add_fd(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
 static int serve(struct daemon_state *d)
 {
-	double start = now_s(), last_scan = start;
+	struct epoll_event ev[4];
+	uint64_t start = now_ns(), last_scan = start;
+	pid_t pids[64];
+	if (add_fd(d->epfd, tmd_loader_epoll_fd(d->loader)) || add_fd(d->epfd, tmd_server_fd(d->server))) {
+		fprintf(stderr, "taskmond: epoll: %s\n", strerror(errno));
+		return 1;
+	}
 	while (!stop) {
-		int r = tmd_loader_poll(d->loader, 200);
+		if (epoll_wait(d->epfd, ev, 4, TICK_MS) < 0 && errno != EINTR) {
+			fprintf(stderr, "taskmond: waiting for events failed: %s\n", strerror(errno));
+			return 1;
+		}
+		d->now = now_ns();
+		int r = tmd_loader_consume(d->loader);
 		if (r < 0 && r != -EINTR) {
 			fprintf(stderr, "taskmond: reading events failed: %s\n", strerror(-r));
 			return 1;
 		}
+		tmd_server_run(d->server, d->now);
+		size_t n = tmd_merge_tick(d->merge, d->now, pids, 64);
+		for (size_t i = 0; i < n && i < 64; i++)
+			gone(d, pids[i], "gone");
 		if (d->opt.verbose)
 			fflush(stdout);
-		double t = now_s();
-		if (d->opt.duration > 0 && t - start >= d->opt.duration)
+		if (d->opt.duration > 0 && d->now - start >= (uint64_t)(d->opt.duration * 1e9))
 			break;
-		if (t - last_scan >= 1.0) {
+		if (d->now - last_scan >= 1000000000ull) {
 			rescan(d);
-			last_scan = t;
+			last_scan = d->now;
 		}
 	}
 	return 0;
@@ -197,10 +402,42 @@ static void install_handlers(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;   /* no SA_RESTART: the poll returns at once */
+	sa.sa_handler = on_signal;   /* no SA_RESTART: the wait returns at once */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int open_all(struct daemon_state *d)
+{
+	char err[512];
+	static const struct tmd_server_ops ops = { .on_register = on_register, .on_snapshot = on_snapshot };
+	int r = make_dirs(d->opt.state_dir);
+	if (r < 0) {
+		fprintf(stderr, "taskmond: cannot create the state directory %s: %s\n", d->opt.state_dir, strerror(-r));
+		return r;
+	}
+	r = tmd_merge_new(&d->merge, TMD_MERGE_OPTS(.retention_ns = (uint64_t)(d->opt.retention * 1e9)));
+	if (r < 0) {
+		fprintf(stderr, "taskmond: %s\n", strerror(-r));
+		return r;
+	}
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd < 0) {
+		fprintf(stderr, "taskmond: epoll: %s\n", strerror(errno));
+		return -errno;
+	}
+	/* Before the programs: a second collector on the same socket stops here. */
+	r = tmd_server_open(&d->server, d->opt.socket, NULL, &ops, d, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "taskmond: %s\n", err);
+		return r;
+	}
+	r = tmd_loader_open(&d->loader, TMD_LOADER_OPTS(), on_event, d);
+	if (r < 0)
+		fprintf(stderr, "taskmond: %s\n", tmd_loader_error());
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -209,6 +446,7 @@ int main(int argc, char **argv)
 	char missing[64];
 	int rc = 1;
 	memset(&d, 0, sizeof(d));
+	d.epfd = -1;
 	if (parse(argc, argv, &d.opt) < 0)
 		return 2;
 	if (d.opt.check)
@@ -221,18 +459,17 @@ int main(int argc, char **argv)
 	}
 	install_handlers();
 	tmd_libbpf_print(d.opt.verbose);
-	int err = tmd_loader_open(&d.loader, TMD_LOADER_OPTS(), on_event, &d);
-	if (err < 0) {
-		fprintf(stderr, "taskmond: %s\n", tmd_loader_error());
+	d.started_ns = d.now = now_ns();
+	if (open_all(&d) < 0 || attach_libraries(&d) < 0)
 		goto cleanup;
-	}
 	for (size_t i = 0; i < d.opt.npids; i++)
 		if (watch(&d, d.opt.pids[i]) < 0)
 			goto cleanup;
 	rescan(&d);
 	if (d.opt.verbose)
-		printf("taskmond: %s programs attached, watching %zu process%s\n", tmd_loader_mode(d.loader),
-		       tmd_loader_watch_count(d.loader), tmd_loader_watch_count(d.loader) == 1 ? "" : "es");
+		printf("taskmond: %s programs attached, watching %zu process%s, socket %s\n", tmd_loader_mode(d.loader),
+		       tmd_loader_watch_count(d.loader), tmd_loader_watch_count(d.loader) == 1 ? "" : "es",
+		       d.opt.socket);
 	fflush(stdout);
 	/* Everything is attached: only now leave the terminal, so that no error goes unseen. */
 	if (!d.opt.foreground && daemon(0, d.opt.verbose) != 0) {
@@ -244,6 +481,10 @@ int main(int argc, char **argv)
 		printf("taskmond: %llu events, %llu lost\n", (unsigned long long)d.events,
 		       (unsigned long long)tmd_loader_stat(d.loader, TM_STAT_LOST));
 cleanup:
+	tmd_server_close(d.server);
 	tmd_loader_close(d.loader);
+	tmd_merge_free(d.merge);
+	if (d.epfd >= 0)
+		close(d.epfd);
 	return rc;
 }
