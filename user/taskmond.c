@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crashlog.h"
 #include "discover.h"
 #include "event_fmt.h"
 #include "loader.h"
@@ -29,6 +30,7 @@
 #include "probe.h"
 #include "server.h"
 #include "snapshot.h"
+#include "symbolize.h"
 #include "taskmon_events.h"
 
 #define MAX_PIDS 256
@@ -55,6 +57,8 @@ struct daemon_state {
 	struct tmd_loader *loader;
 	struct tmd_merge *merge;
 	struct tmd_server *server;
+	struct tmd_maps_set *maps;   /* every watched workload's mappings, for its crash records */
+	uint64_t crashes, crash_log_errors;
 	int epfd;
 	pid_t failed[64];     /* workloads that could not be watched: not retried every second */
 	size_t nfailed;
@@ -216,11 +220,50 @@ static int make_dirs(const char *path)
 	}
 }
 
+/* A crash record: symbolized against the workload's copied mappings (fresh
+ * if it still has them), the task named from its registry or, when that is
+ * gone, from what the merge learned from its start event; appended to the
+ * crash log in the state directory. */
+static void record_crash(struct daemon_state *d, const struct tm_ev_crash *ev)
+{
+	struct tmd_crash_out out;
+	pid_t pid = (pid_t)ev->h.pid;
+	const struct tmd_task *t = tmd_merge_find_task(d->merge, pid, ev->h.task_id);
+	const struct tmd_workload *w = tmd_merge_find_workload(d->merge, pid);
+	bool typed = t && t->type < TM_MAX_TYPES;
+	int r = tmd_crash_build(ev, tmd_maps_set_latest(d->maps, pid, d->now),
+	                        TMD_CRASH_OPTS(.task_name = t && t->name[0] ? t->name : NULL,
+	                                       .task_type = typed ? t->type : -1,
+	                                       .type_name = typed && w && w->types[t->type].name[0] ?
+	                                                    w->types[t->type].name : NULL),
+	                        &out);
+	if (r < 0) {
+		fprintf(stderr, "taskmond: crash of pid %d not recorded: %s\n", (int)pid, strerror(-r));
+		return;
+	}
+	d->crashes++;
+	r = tmd_crash_append(d->opt.state_dir, &out);
+	if (r < 0) {
+		d->crash_log_errors++;
+		fprintf(stderr, "taskmond: %s/%s: %s; the record: %s\n", d->opt.state_dir, TMD_CRASH_LOG, strerror(-r),
+		        out.line);
+	}
+	if (d->opt.verbose) {
+		char line[4096];
+		tmd_crash_format_line(&out, line, sizeof(line));
+		printf("%s\n", line);
+	}
+	tmd_crash_out_release(&out);
+}
+
 static int on_event(void *ctx, const void *data, size_t len)
 {
 	struct daemon_state *d = ctx;
 	char line[1024];
 	d->events++;
+	/* The crash record first, while the merge still knows the task. */
+	if (len >= sizeof(struct tm_ev_crash) && ((const struct tm_ev_hdr *)data)->kind == TM_EV_CRASH)
+		record_crash(d, data);
 	/* Checks the record's size for its kind; a malformed one is counted there. */
 	if (tmd_merge_event(d->merge, data, len, d->now) < 0) {
 		fprintf(stderr, "taskmond: malformed event of %zu bytes skipped\n", len);
@@ -248,6 +291,11 @@ static int watch(struct daemon_state *d, pid_t pid)
 		tmd_loader_unwatch(d->loader, pid);
 		return r;
 	}
+	/* Its mappings now, while it runs: a crash is recorded when it may be gone. */
+	r = tmd_maps_set_add(d->maps, pid, now_ns());
+	if (r < 0 && r != -ESRCH)
+		fprintf(stderr, "taskmond: process %d: its mappings cannot be read (%s): crashes unsymbolized\n",
+		        (int)pid, strerror(-r));
 	if (d->opt.verbose)
 		printf("watch  pid %d (%d binar%s with taskmon probes)\n", (int)pid, n, n == 1 ? "y" : "ies");
 	return n;
@@ -264,6 +312,7 @@ static bool failed_before(const struct daemon_state *d, pid_t pid)
 static void gone(struct daemon_state *d, pid_t pid, const char *why)
 {
 	tmd_merge_gone(d->merge, pid, d->now);
+	tmd_maps_set_retire(d->maps, pid);   /* kept two more seconds, for its queued events */
 	if (tmd_loader_watching(d->loader, pid))
 		tmd_loader_unwatch(d->loader, pid);
 	if (d->opt.verbose)
@@ -392,6 +441,7 @@ static int serve(struct daemon_state *d)
 			break;
 		if (d->now - last_scan >= 1000000000ull) {
 			rescan(d);
+			tmd_maps_set_tick(d->maps, d->now);   /* libraries loaded since: re-read when due */
 			last_scan = d->now;
 		}
 	}
@@ -422,6 +472,11 @@ static int open_all(struct daemon_state *d)
 	if (r < 0) {
 		fprintf(stderr, "taskmond: %s\n", strerror(-r));
 		return r;
+	}
+	d->maps = tmd_maps_set_new(tmd_merge_options(d->merge)->max_workloads);
+	if (!d->maps) {
+		fprintf(stderr, "taskmond: %s\n", strerror(ENOMEM));
+		return -ENOMEM;
 	}
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0) {
@@ -478,12 +533,15 @@ int main(int argc, char **argv)
 	}
 	rc = serve(&d);
 	if (d.opt.verbose)
-		printf("taskmond: %llu events, %llu lost\n", (unsigned long long)d.events,
-		       (unsigned long long)tmd_loader_stat(d.loader, TM_STAT_LOST));
+		printf("taskmond: %llu events, %llu lost, %llu crashes recorded (%llu not written to the log)\n",
+		       (unsigned long long)d.events, (unsigned long long)tmd_loader_stat(d.loader, TM_STAT_LOST),
+		       (unsigned long long)d.crashes, (unsigned long long)d.crash_log_errors);
 cleanup:
 	tmd_server_close(d.server);
 	tmd_loader_close(d.loader);
 	tmd_merge_free(d.merge);
+	tmd_maps_set_free(d.maps);
+	tmd_symcache_clear();
 	if (d.epfd >= 0)
 		close(d.epfd);
 	return rc;
