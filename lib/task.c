@@ -224,12 +224,14 @@ static void finish(const struct tm__desc *d, int type, uint64_t id, struct run *
 	tm__count(type, status_counter[status], 1);
 	tm__unadmit(type);
 	TM_PROBE_END(id, status, r->rc);
+	/* Retired before anyone is told: a joiner that spawns at once must find
+	 * the record reclaimable (a handle's pin still keeps it until released). */
+	tm__slot_retire(d->slot);
 	if (d->group)
 		tm__group_member_ended(d->group, d->member, status, r->rc);
 	if (d->handle)
 		tm__finish_handle(d->handle, status, r->rc);
 	tm__crit_free(d->crit);
-	tm__slot_retire(d->slot);
 	tm__reclaim(end, tm__g.cfg.task_retention_ms * 1000000ull, RECLAIM_BATCH, false);
 }
 
