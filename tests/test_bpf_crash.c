@@ -58,11 +58,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static bool exited(const struct bt_store *s, const void *arg)
-{
-	return bt_find(s, TM_EV_EXIT, *(const pid_t *)arg, 0) != NULL;
-}
-
 /* Starts the crasher in `mode`, watches it, lets it run to its end. */
 static int run_crasher(struct fixture *f, const char *mode)
 {
@@ -77,7 +72,7 @@ static int run_crasher(struct fixture *f, const char *mode)
 		kill(f->c.pid, SIGKILL);
 	}
 	int st = crasher_wait(&f->c, 10000);
-	assert_true(bt_poll_until(f->l, f->s, 5000, exited, &f->c.pid));
+	assert_true(bt_poll_until(f->l, f->s, 5000, bt_exited, &f->c.pid));
 	/* Threads that get to their exit after the one that reported the
 	 * process's still report theirs. */
 	for (int i = 0; i < 5; i++)

@@ -86,11 +86,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static bool exited(const struct bt_store *s, const void *arg)
-{
-	return bt_find(s, TM_EV_EXIT, *(const pid_t *)arg, 0) != NULL;
-}
-
 /* Starts the crasher, copies its mappings as discovery does, watches it, lets it die. */
 static int run_crasher(struct fixture *f, const char *mode)
 {
@@ -99,7 +94,7 @@ static int run_crasher(struct fixture *f, const char *mode)
 	assert_int_equal(tmd_loader_watch(f->l, f->c.pid), 1);
 	crasher_go(&f->c);
 	int st = crasher_wait(&f->c, 10000);
-	assert_true(bt_poll_until(f->l, f->s, 5000, exited, &f->c.pid));
+	assert_true(bt_poll_until(f->l, f->s, 5000, bt_exited, &f->c.pid));
 	return st;
 }
 

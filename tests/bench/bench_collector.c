@@ -1133,27 +1133,13 @@ static void json_arr(FILE *f, const char *key, const double *v, size_t n)
 	fprintf(f, "]");
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
 static void json_switch(FILE *f, enum hook h)
 {
 	const struct switch_res *s = &g_sw[h];
 	struct spread a = spread_of(s->added, s->n), b = spread_of(s->base, s->n), w = spread_of(s->with, s->n);
 	double target = h == H_UNWATCHED ? T_UNWATCHED_NS : h == H_WATCHED ? T_WATCHED_NS : 0;
 	fprintf(f, "\"%s\":{\"pingpong\":", hook_keys[h]);
-	json_str(f, s->baseline);
+	bu_json_str(f, s->baseline);
 	fprintf(f, ",\"pairs\":%u,\"runs_per_side\":2,\"ns_added_per_switch\":{\"median\":%.2f,\"q1\":%.2f,\"q3\":%.2f,\"min\":%.2f,"
 	        "\"max\":%.2f},\"baseline_ns_per_switch\":%.2f,\"with_ns_per_switch\":%.2f,\"throughput_ratio\":%.4f,"
 	        "\"switches_per_round_trip\":{\"baseline\":%.3f,\"with\":%.3f},",
@@ -1240,9 +1226,9 @@ static int write_json(const char *outdir, bool quick)
 		fprintf(f, "}");
 	}
 	fprintf(f, ",\"notes\":");
-	json_str(f, g_notes);
+	bu_json_str(f, g_notes);
 	fprintf(f, ",\"error\":");
-	json_str(f, g_err);
+	bu_json_str(f, g_err);
 	fprintf(f, "}\n");
 	if (fclose(f))
 		return fprintf(stderr, "bench_collector: %s: %s\n", path, strerror(errno)), -1;

@@ -1437,24 +1437,10 @@ static void print_cancel(const struct msg *lib, const struct msg *raw)
 
 /* ---- JSON ---------------------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
 static void json_tail(FILE *f, const struct msg *m)
 {
 	fprintf(f, ",\"notes\":");
-	json_str(f, m->note);
+	bu_json_str(f, m->note);
 	fprintf(f, "}");
 }
 
@@ -1504,11 +1490,11 @@ static void json_concurrent(FILE *f, const struct msg *lib, const struct msg *ra
 		(unsigned long long)l->want, (unsigned long long)l->reached, (unsigned long long)w->reached, lr, wr,
 		wr > 0 ? lr / wr : 0, lr <= 10 ? "true" : "false", tb, tb <= 128 ? "true" : "false", l->cancel_ms,
 		l->ended_ms, w->ended_ms, l->ended_ms <= 50 ? "true" : "false");
-	json_str(f, l->limit);
+	bu_json_str(f, l->limit);
 	fprintf(f, ",\"raw_limit\":");
-	json_str(f, w->limit);
+	bu_json_str(f, w->limit);
 	fprintf(f, ",\"raw_notes\":");
-	json_str(f, raw->note);
+	bu_json_str(f, raw->note);
 	json_tail(f, lib);
 }
 
@@ -1555,7 +1541,7 @@ static void json_cancel(FILE *f, const struct msg *lib, const struct msg *raw)
 		lc.med < CANCEL_TARGET_MS ? "true" : "false", le.med < CANCEL_TARGET_MS ? "true" : "false",
 		lc.worst < CANCEL_TARGET_MS ? "true" : "false", le.worst < CANCEL_TARGET_MS ? "true" : "false",
 		(unsigned long long)l->eagain, (unsigned long long)w->eagain);
-	json_str(f, raw->note);
+	bu_json_str(f, raw->note);
 	json_tail(f, lib);
 }
 
@@ -1673,7 +1659,7 @@ static void json_section(FILE *f, const struct run *r, enum job j, bool *first)
 	*first = false;
 	if (m->err[0] || (raw && raw->err[0])) {
 		fprintf(f, "{\"error\":");
-		json_str(f, m->err[0] ? m->err : raw->err);
+		bu_json_str(f, m->err[0] ? m->err : raw->err);
 		fprintf(f, "}");
 	} else if (j == J_THROUGHPUT) {
 		json_throughput(f, m);

@@ -153,4 +153,19 @@ static inline const char *bu_count(char *buf, size_t len, uint64_t v)
 	return buf;
 }
 
+/* Writes s as a JSON string literal. */
+static inline void bu_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
 #endif

@@ -191,4 +191,10 @@ static inline int crasher_wait(struct crasher *c, unsigned timeout_ms)
 	return st;
 }
 
+/* A bt_wait predicate: the process *(pid_t *)arg has an exit event. */
+static inline bool bt_exited(const struct bt_store *s, const void *arg)
+{
+	return bt_find(s, TM_EV_EXIT, *(const pid_t *)arg, 0) != NULL;
+}
+
 #endif
