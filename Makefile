@@ -11,7 +11,8 @@
 # The one list of Debian packages the project needs (build, tests, benchmarks).
 DEB_PACKAGES := gcc make pkg-config clang libcmocka-dev libinih-dev systemtap-sdt-dev \
                 libglib2.0-dev procps \
-                libbpf-dev bpftool libelf-dev zlib1g-dev llvm libjansson-dev
+                libbpf-dev bpftool libelf-dev zlib1g-dev llvm libjansson-dev \
+                libmicrohttpd-dev libncurses-dev prometheus tmux libclang-rt-14-dev linux-perf
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
@@ -229,3 +230,7 @@ $(BUILD)/tests/test_symbolize.o: ALL_CFLAGS += -Iuser -Ibpf
 $(BUILD)/tests/test_symbolize: $(BUILD)/tests/test_symbolize.o $(SYM_OBJS) $(BUILD)/libtaskmon.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(SYM_OBJS) $(BUILD)/libtaskmon.a -lcmocka -lelf -ljansson $(LIBS)
+
+# Each further part (exports, terminal tool, demo, fuzzers) keeps its rules in
+# its own fragment under mk/; they may add to TEST_SCRIPTS and tests-build.
+include $(sort $(wildcard mk/*.mk))
