@@ -12,7 +12,8 @@
 DEB_PACKAGES := gcc make pkg-config clang libcmocka-dev libinih-dev systemtap-sdt-dev \
                 libglib2.0-dev procps \
                 libbpf-dev bpftool libelf-dev zlib1g-dev llvm libjansson-dev \
-                libmicrohttpd-dev libncurses-dev prometheus tmux libclang-rt-14-dev linux-perf
+                libmicrohttpd-dev libncurses-dev prometheus tmux libclang-rt-14-dev linux-perf python3 \
+                librsvg2-bin libxml2-utils
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib

@@ -93,6 +93,7 @@ struct tm_ev_task_restart {
 
 /* tm_ev_crash.flags */
 #define TM_EVF_STACK       1u   /* stack[] holds stack_sz / 8 frames of the faulting thread */
+#define TM_EVF_STACK_SCAN  2u   /* stack[scan_from..] were found by scanning stack memory */
 
 struct tm_ev_crash {
 	struct tm_ev_hdr h;     /* h.tid is the thread the signal is for */
@@ -103,7 +104,13 @@ struct tm_ev_crash {
 	__u32 result;           /* signal_generate's result: 0 delivered, else ignored/pending/... */
 	__u32 flags;            /* TM_EVF_STACK */
 	__u32 sender_pid;       /* who raised it: the thread itself for a fault */
-	__u32 pad;
+	/* Frames from stack[scan_from] on are not from the frame-pointer walk,
+	 * which stops or goes astray in code built without frame pointers
+	 * (glibc's abort, raise, memcpy ...), but return addresses found in the
+	 * 2 KiB of stack above the stack pointer, innermost first: each follows
+	 * a call instruction, but may be left over from an earlier call. With
+	 * TM_EVF_STACK_SCAN only; otherwise stack_sz / 8. */
+	__u32 scan_from;
 	char  comm[TM_EV_COMM_MAX];
 	__u64 stack[TM_EV_STACK_MAX];  /* user return addresses, innermost first */
 };
@@ -136,23 +143,26 @@ struct tm_ev_exit {
 #define TM_WATCH_ON        1u
 #define TM_WATCH_EXITED    2u   /* set by the kernel side once it reported the exit */
 
-/* spawns[(tgid, task id)]: task_spawn seen, task_start not yet. */
-struct tm_spawn_key {
-	__u64 task_id;
-	__u32 tgid;
-	__u32 pad;
-};
+/* spawns[slot]: task_spawn seen, task_start not yet. An array indexed by a
+ * hash of (tgid, task id), not a hash map: no allocation, no lock, its
+ * lookup inlined. A slot taken by another pending spawn is overwritten (the
+ * earlier task's start then counts as TM_STAT_SPAWN_MISSED); task_id 0 =
+ * free. */
 struct tm_spawn_val {
+	__u64 task_id;          /* written last, cleared first */
 	__u64 ts_ns;
 	__u64 off_ns, on_ns;    /* the spawner's last off-CPU stretch before it */
+	__u32 tgid;
 	__u32 spawner_tid;
 	__u32 type;
+	__u32 pad;
 	char  name[TM_EV_NAME_MAX];
 };
 
-/* threads[tid]: per-thread scheduler state of watched threads (LRU: a missed
- * exit cannot leak). Cumulative figures only grow; a task's totals are the
- * difference between its end and the snapshot taken at its start. */
+/* Per-thread scheduler state of watched threads: task-local storage, or
+ * threads[tid] for the raw_tp programs (LRU: a missed exit cannot leak).
+ * Cumulative figures only grow; a task's totals are the difference between
+ * its end and the snapshot taken at its start. */
 struct tm_thread {
 	__u64 task_id;          /* current task; 0 = none */
 	__u64 task_start_ns;
@@ -179,7 +189,7 @@ struct tm_thread {
 	__u32 nvcsw;
 	__u32 nivcsw;
 	__u32 migrations;
-	__u32 last_cpu;         /* CPU of the last switch-in, ~0 before any */
+	__u32 last_cpu;         /* CPU of the last switch-in + 1; 0 before any */
 	__u32 pad;
 };
 

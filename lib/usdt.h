@@ -1,5 +1,13 @@
 /* USDT probes of provider "taskmon". Each is a single nop in the code until a
- * tracer attaches; the arguments are plain registers or stack slots. */
+ * tracer attaches; the arguments are plain registers or stack slots.
+ *
+ * Not the 5-byte nop that Linux 6.18 can turn into a call to a trampoline
+ * after the first hit (half the cost of the breakpoint trap every hit takes
+ * here): on 6.18 a process that forks after that call was patched in gives
+ * its child the patched code but not the trampoline, and the child dies of
+ * SIGSEGV at its first probe. A workload that forks and goes on using the
+ * library is supported, so the probes stay breakpoints.
+ */
 #ifndef TM_USDT_H
 #define TM_USDT_H
 

@@ -140,6 +140,7 @@ static void test_segv(void **state)
 	assert_true(c->flags & TM_EVF_STACK);
 	assert_true(c->stack_sz >= 16);
 	assert_true(c->stack[0] >= f->c.dice_roll && c->stack[0] < f->c.dice_roll + 256);
+	assert_false(c->flags & TM_EVF_STACK_SCAN);   /* the walk through frame pointers was whole */
 
 	struct tm_task_info info;
 	registry_task(f->c.pid, "dice_roll", &info);
@@ -178,6 +179,20 @@ static void test_abort(void **state)
 	assert_int_equal(c->h.task_id, start->h.task_id);
 	assert_true(c->flags & TM_EVF_STACK);
 	assert_true(c->stack_sz >= 8);
+	/* The frame-pointer walk ends in libc; the scan of the stack finds
+	 * abort's return address into dice_roll, the function that called it
+	 * (into its cold part, which gcc places apart, within the crasher's
+	 * few KiB of code: test_bpf_crashlog checks the symbol). */
+	assert_true(c->flags & TM_EVF_STACK_SCAN);
+	size_t frames = (size_t)c->stack_sz / 8, caller = frames;
+	assert_true(c->scan_from >= 1 && c->scan_from <= frames);
+	for (size_t i = c->scan_from; i < frames && caller == frames; i++)
+		if (c->stack[i] + 65536 > f->c.dice_roll && c->stack[i] < f->c.dice_roll + 65536)
+			caller = i;
+	assert_true(caller < frames);
+	print_message("abort in dice_roll: %zu frames, %u from the frame-pointer walk, the crasher's code at frame %zu "
+	              "(dice_roll%+lld)\n", frames, c->scan_from, caller,
+	              (long long)(c->stack[caller] - f->c.dice_roll));
 	ev = bt_find(f->s, TM_EV_EXIT, f->c.pid, 0);
 	assert_int_equal(ev->u.exit.sig, SIGABRT);
 }

@@ -1,11 +1,15 @@
 /* taskmond's command line: --check, the privilege sentence, signals, and the
  * events it prints for a workload that crashes. Needs root (the privilege
- * test drops to nobody itself). */
+ * test drops to nobody itself). Every taskmond here has a socket and state
+ * directory of its own under a temporary directory, and the workloads are
+ * pointed at that socket: a collector already running on the machine is
+ * neither disturbed nor used. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +22,9 @@
 #include "integration/bpf_test.h"
 #include "taskmon_shm.h"
 
+static char g_dir[64];            /* temporary directory of this run */
+static char g_socket[128];        /* taskmond's socket in it */
+
 struct run {
 	pid_t pid;
 	int out;                 /* its stdout (and stderr, when asked) */
@@ -25,15 +32,20 @@ struct run {
 	size_t len;
 };
 
-/* Starts taskmond with args; drop = run it as nobody; both = stderr too. */
+/* Starts taskmond with args, its socket and state directory in g_dir;
+ * drop = run it as nobody; both = stderr too. */
 static void start(struct run *r, const char *const *args, bool drop, bool both)
 {
 	char path[PATH_MAX];
-	const char *argv[16];
+	const char *argv[20];
 	int p[2], n = 0;
 	bt_sibling(path, sizeof(path), "../taskmond");
 	argv[n++] = path;
-	while (*args && n < 15)
+	argv[n++] = "--socket";
+	argv[n++] = g_socket;
+	argv[n++] = "--state-dir";
+	argv[n++] = g_dir;
+	while (*args && n < 19)
 		argv[n++] = *args++;
 	argv[n] = NULL;
 	assert_int_equal(pipe(p), 0);
@@ -148,7 +160,7 @@ static void test_bad_usage(void **state)
 	BPF_TEST_REQUIRE();
 	static struct run r;
 	start(&r, (const char *[]){ "--bogus", NULL }, false, true);
-	assert_int_equal(finish(&r, 5000), 2);
+	assert_int_equal(finish(&r, 30000), 2);
 	assert_non_null(strstr(r.buf, "usage: taskmond"));
 	/* A process that does not exist: an error, not a collector watching nothing. */
 	start(&r, (const char *[]){ "--foreground", "--pid", "4194303", NULL }, false, true);
@@ -162,9 +174,11 @@ static void test_sigint(void **state)
 	BPF_TEST_REQUIRE();
 	static struct run r;
 	start(&r, (const char *[]){ "--foreground", "--verbose", NULL }, false, false);
-	assert_true(read_until(&r, "programs attached", 10000));
+	assert_true(read_until(&r, "programs attached", 30000));
+	/* Detaching waits for the kernel: an RCU grace period per uprobe, for
+	 * every binary attached (the workloads found on the machine included). */
 	kill(r.pid, SIGINT);
-	assert_int_equal(finish(&r, 5000), 0);
+	assert_int_equal(finish(&r, 30000), 0);
 	assert_non_null(strstr(r.buf, "events,"));
 }
 
@@ -181,7 +195,7 @@ static void test_crash_reported(void **state)
 	snprintf(pid, sizeof(pid), "%d", (int)c.pid);
 	start(&r, (const char *[]){ "--foreground", "--verbose", "--pid", pid, NULL }, false, false);
 	snprintf(want, sizeof(want), "watch  pid %s (1 binary", pid);
-	bool attached = read_until(&r, "programs attached", 10000) && strstr(r.buf, want);
+	bool attached = read_until(&r, "programs attached", 30000) && strstr(r.buf, want);
 	crasher_go(&c);
 	int st = crasher_wait(&c, 10000);
 	snprintf(want, sizeof(want), "exit   pid %s 'crasher' killed by signal 11", pid);
@@ -189,7 +203,7 @@ static void test_crash_reported(void **state)
 	snprintf(want, sizeof(want), "unwatch pid %s (gone)", pid);
 	bool unwatched = read_until(&r, want, 3000);   /* at its next rescan */
 	kill(r.pid, SIGTERM);
-	int rc = finish(&r, 5000);
+	int rc = finish(&r, 30000);
 	tm_shm_remove_stale(c.pid);
 	print_lines(r.buf);
 	assert_true(attached);
@@ -204,6 +218,29 @@ static void test_crash_reported(void **state)
 	assert_true(unwatched);
 }
 
+static int make_dir(void **state)
+{
+	(void)state;
+	snprintf(g_dir, sizeof(g_dir), "/tmp/test_bpf_taskmond.XXXXXX");
+	if (!mkdtemp(g_dir))
+		return -1;
+	snprintf(g_socket, sizeof(g_socket), "%s/taskmond.sock", g_dir);
+	/* The workloads (the crasher) register here, never at the default path. */
+	return setenv("TASKMON_SOCKET", g_socket, 1);
+}
+
+static int remove_dir(void **state)
+{
+	(void)state;
+	char path[160];
+	static const char *const files[] = { "taskmond.sock", "crashes.jsonl" };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", g_dir, files[i]);
+		unlink(path);
+	}
+	return rmdir(g_dir) == 0 ? 0 : (print_message("left %s: %s\n", g_dir, strerror(errno)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,5 +250,5 @@ int main(void)
 		cmocka_unit_test(test_sigint),
 		cmocka_unit_test(test_crash_reported),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

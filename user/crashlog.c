@@ -509,5 +509,10 @@ int tmd_crash_format_line(const struct tmd_crash_out *out, char *buf, size_t cap
 		n += snprintf(buf + n, cap - (size_t)n, " (no stack)");
 	if (out->frames_dropped && n >= 0 && (size_t)n < cap)
 		n += snprintf(buf + n, cap - (size_t)n, " (+%zu frames past a broken frame chain)", out->frames_dropped);
+	/* Names come from the workload (thread, task, symbols, paths): no byte of
+	 * them may reach a terminal as a control sequence. */
+	for (size_t i = 0; cap && buf[i]; i++)
+		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] > 0x7e)
+			buf[i] = '?';
 	return n;
 }

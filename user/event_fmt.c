@@ -56,8 +56,10 @@ static int fmt_crash(const struct tm_ev_crash *e, char *buf, size_t cap)
 	                 " stack", e->h.pid, e->h.tid, e->h.task_id, STR(e->comm), e->sig,
 	                 sigabbrev_np(e->sig) ? sigabbrev_np(e->sig) : "?", e->code, e->addr);
 	size_t frames = e->stack_sz > 0 ? (size_t)e->stack_sz / 8 : 0;
-	for (size_t i = 0; i < frames && i < TM_EV_STACK_MAX && n > 0 && (size_t)n < cap; i++)
-		n += snprintf(buf + n, cap - (size_t)n, " 0x%llx", e->stack[i]);
+	for (size_t i = 0; i < frames && i < TM_EV_STACK_MAX && n > 0 && (size_t)n < cap; i++) {
+		bool scanned = (e->flags & TM_EVF_STACK_SCAN) && i == e->scan_from;
+		n += snprintf(buf + n, cap - (size_t)n, "%s 0x%llx", scanned ? " | scanned:" : "", e->stack[i]);
+	}
 	if (!frames && n > 0 && (size_t)n < cap)
 		n += snprintf(buf + n, cap - (size_t)n, " none (%lld)", e->stack_sz);
 	return n;
@@ -104,5 +106,9 @@ int tmd_event_format(const void *data, size_t len, char *buf, size_t cap)
 	case TM_EV_EXIT:        fmt_exit(data, buf, cap); break;
 	default:                fmt_restart(data, buf, cap); break;
 	}
+	/* Names and comms are the workload's bytes: none may reach a terminal as a control sequence. */
+	for (size_t i = 0; buf[i]; i++)
+		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] > 0x7e)
+			buf[i] = '?';
 	return (int)h->kind;
 }

@@ -133,13 +133,21 @@ static int configure(struct tmd_loader *l, const struct tmd_loader_opts *o)
 	for (int i = 0; i < N_SCHED; i++)
 		bpf_program__set_autoload(unused[i], false);
 	s->rodata->capture_stacks = !o->no_stacks;
+	s->rodata->task_storage = !l->raw_tp;   /* typed task pointers: tp_btf only */
+	uint32_t ring = o->ringbuf_bytes ? o->ringbuf_bytes : 8u << 20;
+	uint32_t pending = 1024;   /* a power of two: the kernel side masks a hash with it */
+	while (pending < (o->max_pending ? o->max_pending : 16384) && pending < (1u << 24))
+		pending *= 2;
+	s->rodata->spawn_mask = pending - 1;
+	s->rodata->wakeup_bytes = o->wake_per_record ? 0 : o->wakeup_bytes ? o->wakeup_bytes : ring / 512;
 	int err = bpf_map__set_max_entries(s->maps.watched, l->pid_max);
 	if (!err)
-		err = bpf_map__set_max_entries(s->maps.threads, o->max_threads ? o->max_threads : 16384);
+		err = bpf_map__set_max_entries(s->maps.threads, l->raw_tp ? (o->max_threads ? o->max_threads : 16384)
+		                                                          : 256);   /* unused: task storage instead */
 	if (!err)
-		err = bpf_map__set_max_entries(s->maps.spawns, o->max_pending ? o->max_pending : 16384);
+		err = bpf_map__set_max_entries(s->maps.spawns, pending);
 	if (!err)
-		err = bpf_map__set_max_entries(s->maps.events, o->ringbuf_bytes ? o->ringbuf_bytes : 1u << 20);
+		err = bpf_map__set_max_entries(s->maps.events, ring);
 	/* Every watched process takes a few USDT specs per probe. */
 	if (!err)
 		err = bpf_map__set_max_entries(s->maps.__bpf_usdt_specs, 8192);
@@ -398,7 +406,14 @@ size_t tmd_loader_watch_count(const struct tmd_loader *l)
 
 int tmd_loader_poll(struct tmd_loader *l, int timeout_ms)
 {
-	return ring_buffer__poll(l->rb, timeout_ms);
+	if (timeout_ms < 0 || timeout_ms > TMD_LOADER_POLL_MS)
+		timeout_ms = TMD_LOADER_POLL_MS;
+	int n = ring_buffer__poll(l->rb, timeout_ms);
+	if (n < 0)
+		return n;
+	/* Records written without a wakeup are read all the same. */
+	int more = ring_buffer__consume(l->rb);
+	return more < 0 ? more : n + more;
 }
 
 int tmd_loader_epoll_fd(const struct tmd_loader *l)
@@ -409,6 +424,30 @@ int tmd_loader_epoll_fd(const struct tmd_loader *l)
 int tmd_loader_consume(struct tmd_loader *l)
 {
 	return ring_buffer__consume(l->rb);
+}
+
+size_t tmd_loader_prog_stats(const struct tmd_loader *l, struct tmd_prog_stat *out, size_t cap)
+{
+	size_t n = 0;
+	struct bpf_program *p;
+	bpf_object__for_each_program(p, l->skel->obj) {
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+		int fd = bpf_program__fd(p);
+		memset(&info, 0, sizeof(info));
+		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+			continue;   /* not loaded: the unused twin */
+		if (n < cap)
+			out[n] = (struct tmd_prog_stat){ bpf_program__name(p), info.run_cnt, info.run_time_ns };
+		n++;
+	}
+	return n;
+}
+
+int tmd_loader_enable_stats(void)
+{
+	int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	return fd < 0 ? fail(-fd, "cannot turn on program statistics: %s", strerror(-fd)) : fd;
 }
 
 uint64_t tmd_loader_stat(const struct tmd_loader *l, unsigned which)

@@ -89,8 +89,8 @@ static void hist_add(struct tmd_hist *h, uint64_t v)
 
 static void kfig_free(struct tmd_merge *m, struct tmd_kfig *k)
 {
-	struct tmd_hist **h[2] = { &k->latency, &k->run };
-	for (int i = 0; i < 2; i++) {
+	struct tmd_hist **h[3] = { &k->latency, &k->run, &k->runq };
+	for (int i = 0; i < 3; i++) {
 		if (*h[i]) {
 			free(*h[i]);
 			*h[i] = NULL;
@@ -123,6 +123,7 @@ static void kfig_end(struct tmd_merge *m, struct tmd_kfig *k, const struct tm_ev
 	k->nivcsw = sat_add(k->nivcsw, e->nivcsw);
 	k->migrations = sat_add(k->migrations, e->migrations);
 	hist_add(hist_get(m, k, &k->run), e->oncpu_ns);
+	hist_add(hist_get(m, k, &k->runq), e->runq_ns);
 }
 
 /* ---- types ------------------------------------------------------------------ */
@@ -761,6 +762,9 @@ static void on_other(struct tmd_merge *m, struct tmd_workload *w, const void *da
 	switch (h->kind) {
 	case TM_EV_CRASH: {
 		w->crashes++;
+		int sig = ((const struct tm_ev_crash *)data)->sig;
+		if (sig > 0 && sig < 32)
+			w->crash_signals[sig]++;
 		struct tmd_task *t = task_find(w, h->task_id);
 		if (t)
 			t->flags |= TMD_T_CRASHED;

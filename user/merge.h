@@ -66,6 +66,7 @@ struct tmd_kfig {
 	uint64_t nvcsw, nivcsw, migrations;
 	struct tmd_hist *latency;   /* spawn latency; NULL until a sample, or out of budget */
 	struct tmd_hist *run;       /* on-CPU time per ended task */
+	struct tmd_hist *runq;      /* run-queue wait per ended task */
 	bool no_hist;               /* the histogram budget refused one: quantiles incomplete */
 };
 
@@ -125,6 +126,7 @@ struct tmd_workload {
 	struct tmd_wtype types[TM_MAX_TYPES];
 	struct tmd_kfig k;
 	uint64_t crashes, kills, restarts, giveups;
+	uint64_t crash_signals[32]; /* crashes by signal number (1-31) */
 	uint64_t invalid_records;   /* malformed records the reader skipped: a forged segment */
 	uint64_t registry_errors;   /* reads that failed (truncated, malformed) */
 	uint64_t tasks_dropped;     /* not kept: max_tasks reached with none finished */

@@ -4,6 +4,8 @@
  *
  *   taskmond [--socket PATH] [--state-dir DIR] [--retention SECONDS] [--foreground]
  *            [--verbose] [--check] [--pid PID]... [--library PATH]... [--duration SECONDS]
+ *            [--record DIR [--interval DURATION] [--retain AGE|SIZE]...]
+ *            [--metrics ADDR:PORT|off]
  *
  * Workloads are found three ways: the library registers on the socket in
  * tm_init (watched before it answers), the registries in /dev/shm are
@@ -27,7 +29,9 @@
 #include "event_fmt.h"
 #include "loader.h"
 #include "merge.h"
+#include "metrics_http.h"
 #include "probe.h"
+#include "record.h"
 #include "server.h"
 #include "snapshot.h"
 #include "symbolize.h"
@@ -37,7 +41,7 @@
 #define MAX_LIBS 8
 #define DEFAULT_STATE_DIR "/var/lib/taskmon"
 #define TM_SOVERSION "0"
-#define TICK_MS  200
+#define TICK_MS  TMD_LOADER_POLL_MS   /* records written without a wakeup wait at most this long (loader.h) */
 #define SNAPSHOT_MAX_AGE_NS 100000000ull   /* registries re-read for a snapshot when older */
 
 struct options {
@@ -50,6 +54,10 @@ struct options {
 	double retention;     /* seconds */
 	char socket[PATH_MAX];
 	char state_dir[PATH_MAX];
+	char record_dir[PATH_MAX];   /* "" = not recording */
+	uint64_t record_interval_ns, record_retain_ns, record_retain_bytes;
+	char metrics[64];            /* ADDR:PORT or "off" */
+	bool metrics_given;          /* --metrics: failing to bind it is an error */
 };
 
 struct daemon_state {
@@ -58,6 +66,8 @@ struct daemon_state {
 	struct tmd_merge *merge;
 	struct tmd_server *server;
 	struct tmd_maps_set *maps;   /* every watched workload's mappings, for its crash records */
+	struct tmd_recorder *recorder;   /* --record */
+	struct tmd_metrics_http *metrics;   /* /metrics, NULL when off */
 	uint64_t crashes, crash_log_errors;
 	int epfd;
 	pid_t failed[64];     /* workloads that could not be watched: not retried every second */
@@ -93,7 +103,13 @@ static void usage(FILE *f)
 	           "  --check            probe the kernel and privileges, one line per feature, then exit\n"
 	           "  --pid PID          watch this process (besides the workloads that register or are found)\n"
 	           "  --library PATH     attach to this copy of libtaskmon at start (the installed one is by default)\n"
-	           "  --duration S       stop after S seconds\n");
+	           "  --duration S       stop after S seconds\n"
+	           "  --record DIR       append one record of the merged stats per interval to files in DIR\n"
+	           "  --interval D       recording interval: 500ms, 10s, 5m, 1h (default 10s)\n"
+	           "  --retain AGE|SIZE  delete the oldest record files past an age (7d) or a size (500M, 2G);\n"
+	           "                     may be given twice, once for each\n"
+	           "  --metrics ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+	           "                     (default " TMD_METRICS_DEFAULT_ADDR "; [::1]:PORT for IPv6; off: not served)\n");
 }
 
 /* An absolute path: the daemon leaves the working directory. */
@@ -125,6 +141,32 @@ static int parse_seconds(const char *arg, const char *what, double *out)
 	return 0;
 }
 
+enum { OPT_RECORD = 256, OPT_INTERVAL, OPT_RETAIN, OPT_METRICS };
+
+static int parse_record_option(int c, const char *arg, struct options *o)
+{
+	uint64_t v;
+	if (c == OPT_RECORD)
+		return absolute(o->record_dir, arg, "--record");
+	if (c == OPT_INTERVAL) {
+		if (tmd_parse_duration(arg, true, &v) < 0 || v < TMD_RECORD_MIN_INTERVAL_NS) {
+			fprintf(stderr, "taskmond: --interval takes a duration of at least 10ms like 500ms, 10s or 5m, "
+			                "not '%s'\n", arg);
+			return -1;
+		}
+		o->record_interval_ns = v;
+	} else if (tmd_parse_duration(arg, false, &v) == 0) {
+		o->record_retain_ns = v;
+	} else if (tmd_parse_size(arg, &v) == 0) {
+		o->record_retain_bytes = v;
+	} else {
+		fprintf(stderr, "taskmond: --retain takes an age like 12h or 7d, or a size like 500M or 2G, not '%s'\n",
+		        arg);
+		return -1;
+	}
+	return 0;
+}
+
 static int parse(int argc, char **argv, struct options *o)
 {
 	static const struct option longs[] = {
@@ -133,6 +175,8 @@ static int parse(int argc, char **argv, struct options *o)
 		{ "duration", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
 		{ "socket", required_argument, NULL, 's' }, { "state-dir", required_argument, NULL, 'S' },
 		{ "retention", required_argument, NULL, 'r' }, { "library", required_argument, NULL, 'l' },
+		{ "record", required_argument, NULL, OPT_RECORD }, { "interval", required_argument, NULL, OPT_INTERVAL },
+		{ "retain", required_argument, NULL, OPT_RETAIN }, { "metrics", required_argument, NULL, OPT_METRICS },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -140,6 +184,7 @@ static int parse(int argc, char **argv, struct options *o)
 	snprintf(o->socket, sizeof(o->socket), "%s", TM_WIRE_SOCKET);
 	snprintf(o->state_dir, sizeof(o->state_dir), "%s", DEFAULT_STATE_DIR);
 	o->retention = 300;
+	snprintf(o->metrics, sizeof(o->metrics), "%s", TMD_METRICS_DEFAULT_ADDR);
 	while ((c = getopt_long(argc, argv, "cvfp:d:hs:S:r:l:", longs, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->check = true; break;
@@ -177,9 +222,32 @@ static int parse(int argc, char **argv, struct options *o)
 			if (absolute(o->state_dir, optarg, "--state-dir") < 0)
 				return -1;
 			break;
+		case OPT_RECORD:
+		case OPT_INTERVAL:
+		case OPT_RETAIN:
+			if (parse_record_option(c, optarg, o) < 0)
+				return -1;
+			break;
+		case OPT_METRICS: {
+			struct sockaddr_storage ss;
+			socklen_t len;
+			char err[160];
+			if (strlen(optarg) >= sizeof(o->metrics) ||
+			    tmd_metrics_parse_addr(optarg, &ss, &len, err, sizeof(err)) < 0) {
+				fprintf(stderr, "taskmond: --metrics takes ADDR:PORT or off, not '%s'\n", optarg);
+				return -1;
+			}
+			snprintf(o->metrics, sizeof(o->metrics), "%s", optarg);
+			o->metrics_given = true;
+			break;
+		}
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
+	}
+	if (!o->record_dir[0] && (o->record_interval_ns || o->record_retain_ns || o->record_retain_bytes)) {
+		fprintf(stderr, "taskmond: --interval and --retain apply to --record DIR, which is missing\n");
+		return -1;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "taskmond: unexpected argument '%s'\n", argv[optind]);
@@ -411,17 +479,78 @@ static int add_fd(int epfd, int fd)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* ---- recording (user/record.h) ------------------------------------------------------ */
+
+/* The loop's wait: a tick, or less when a record falls due sooner. */
+static int wait_ms(const struct daemon_state *d)
+{
+	if (!d->recorder)
+		return TICK_MS;
+	uint64_t now = now_ns(), due = tmd_record_due(d->recorder);
+	uint64_t ms = due > now ? (due - now + 999999) / 1000000 : 0;
+	return ms < TICK_MS ? (int)ms : TICK_MS;
+}
+
+/* A record when one is due: the figures a snapshot would give now. The
+ * writer thread does the disk's part. */
+static void record_tick(struct daemon_state *d, bool force)
+{
+	struct tmd_server_stats ss;
+	if (!d->recorder || (!force && d->now < tmd_record_due(d->recorder)))
+		return;
+	tmd_merge_refresh(d->merge, d->now, SNAPSHOT_MAX_AGE_NS);
+	tmd_server_get_stats(d->server, &ss);
+	struct tmd_collector_info ci = {
+		.pid = getpid(), .mode = tmd_loader_mode(d->loader), .started_ns = d->started_ns,
+		.lost = tmd_loader_stat(d->loader, TM_STAT_LOST),
+		.spawn_missed = tmd_loader_stat(d->loader, TM_STAT_SPAWN_MISSED),
+		.watched = tmd_loader_watch_count(d->loader), .registrations = ss.registrations,
+		.registrations_refused = ss.registrations_refused, .snapshots = ss.snapshots,
+		.clients = ss.clients, .socket = d->opt.socket, .state_dir = d->opt.state_dir,
+	};
+	tmd_record_tick(d->recorder, d->merge, &ci, d->now, force);
+}
+
+/* After daemon(): the writer is a thread, which a fork would not carry over. */
+static int record_open(struct daemon_state *d)
+{
+	char err[256];
+	if (!d->opt.record_dir[0])
+		return 0;
+	int r = tmd_record_open(&d->recorder, d->opt.record_dir,
+	                        TMD_RECORD_OPTS(.interval_ns = d->opt.record_interval_ns,
+	                                        .retain_age_ns = d->opt.record_retain_ns,
+	                                        .retain_bytes = d->opt.record_retain_bytes),
+	                        err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "taskmond: --record %s: %s\n", d->opt.record_dir, err);
+	return r;
+}
+
+/* The last record, written before the collector goes. */
+static void record_close(struct daemon_state *d)
+{
+	if (!d->recorder)
+		return;
+	d->now = now_ns();
+	tmd_loader_consume(d->loader);
+	record_tick(d, true);
+	tmd_record_close(d->recorder);
+	d->recorder = NULL;
+}
+
 static int serve(struct daemon_state *d)
 {
 	struct epoll_event ev[4];
 	uint64_t start = now_ns(), last_scan = start;
 	pid_t pids[64];
-	if (add_fd(d->epfd, tmd_loader_epoll_fd(d->loader)) || add_fd(d->epfd, tmd_server_fd(d->server))) {
+	if (add_fd(d->epfd, tmd_loader_epoll_fd(d->loader)) || add_fd(d->epfd, tmd_server_fd(d->server)) ||
+	    (d->metrics && add_fd(d->epfd, tmd_metrics_http_fd(d->metrics)))) {
 		fprintf(stderr, "taskmond: epoll: %s\n", strerror(errno));
 		return 1;
 	}
 	while (!stop) {
-		if (epoll_wait(d->epfd, ev, 4, TICK_MS) < 0 && errno != EINTR) {
+		if (epoll_wait(d->epfd, ev, 4, tmd_metrics_http_wait_ms(d->metrics, wait_ms(d))) < 0 && errno != EINTR) {
 			fprintf(stderr, "taskmond: waiting for events failed: %s\n", strerror(errno));
 			return 1;
 		}
@@ -432,9 +561,11 @@ static int serve(struct daemon_state *d)
 			return 1;
 		}
 		tmd_server_run(d->server, d->now);
+		tmd_metrics_http_run(d->metrics, d->now);   /* MHD asks to run after every wait */
 		size_t n = tmd_merge_tick(d->merge, d->now, pids, 64);
 		for (size_t i = 0; i < n && i < 64; i++)
 			gone(d, pids[i], "gone");
+		record_tick(d, false);
 		if (d->opt.verbose)
 			fflush(stdout);
 		if (d->opt.duration > 0 && d->now - start >= (uint64_t)(d->opt.duration * 1e9))
@@ -457,6 +588,48 @@ static void install_handlers(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- /metrics (user/metrics_http.h) ------------------------------------------------- */
+
+/* The recorder's health, for the exposition. */
+static size_t metrics_extra(void *ctx, struct tmd_metrics_extra *out, size_t cap)
+{
+	struct daemon_state *d = ctx;
+	struct tmd_record_stats rs;
+	if (!d->recorder || cap < 3)
+		return 0;
+	tmd_record_get_stats(d->recorder, &rs);
+	out[0] = (struct tmd_metrics_extra){ "taskmon_record_records_written_total", "Records written (--record).",
+	                                     true, rs.records_written };
+	out[1] = (struct tmd_metrics_extra){ "taskmon_record_records_dropped_total",
+	                                     "Records built but never written (--record).", true, rs.records_dropped };
+	out[2] = (struct tmd_metrics_extra){ "taskmon_record_errors_total", "Records that could not be written.",
+	                                     true, rs.errors };
+	return 3;
+}
+
+/* The default address taken (another collector, say) is no reason not to run. */
+static int metrics_open(struct daemon_state *d)
+{
+	char err[256];
+	if (strcmp(d->opt.metrics, "off") == 0)
+		return 0;
+	int r = tmd_metrics_http_open(&d->metrics, d->opt.metrics,
+	                              TMD_METRICS_SOURCES(.merge = d->merge, .loader = d->loader, .server = d->server,
+	                                                  .socket = d->opt.socket, .state_dir = d->opt.state_dir,
+	                                                  .started_ns = d->started_ns, .extra = metrics_extra,
+	                                                  .extra_ctx = d),
+	                              err, sizeof(err));
+	if (r < 0 && (d->opt.metrics_given || r != -EADDRINUSE)) {
+		fprintf(stderr, "taskmond: %s\n", err);
+		return r;
+	}
+	if (r < 0)
+		fprintf(stderr, "taskmond: %s; running without metrics (--metrics ADDR:PORT serves them elsewhere)\n", err);
+	else if (d->opt.verbose)
+		printf("taskmond: metrics on %s, port %u\n", d->opt.metrics, tmd_metrics_http_port(d->metrics));
+	return 0;
 }
 
 static int open_all(struct daemon_state *d)
@@ -515,7 +688,7 @@ int main(int argc, char **argv)
 	install_handlers();
 	tmd_libbpf_print(d.opt.verbose);
 	d.started_ns = d.now = now_ns();
-	if (open_all(&d) < 0 || attach_libraries(&d) < 0)
+	if (open_all(&d) < 0 || attach_libraries(&d) < 0 || metrics_open(&d) < 0)
 		goto cleanup;
 	for (size_t i = 0; i < d.opt.npids; i++)
 		if (watch(&d, d.opt.pids[i]) < 0)
@@ -531,12 +704,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "taskmond: cannot go to the background: %s\n", strerror(errno));
 		goto cleanup;
 	}
+	if (record_open(&d) < 0)
+		goto cleanup;
 	rc = serve(&d);
+	record_close(&d);
 	if (d.opt.verbose)
 		printf("taskmond: %llu events, %llu lost, %llu crashes recorded (%llu not written to the log)\n",
 		       (unsigned long long)d.events, (unsigned long long)tmd_loader_stat(d.loader, TM_STAT_LOST),
 		       (unsigned long long)d.crashes, (unsigned long long)d.crash_log_errors);
 cleanup:
+	tmd_record_close(d.recorder);
+	tmd_metrics_http_close(d.metrics);
 	tmd_server_close(d.server);
 	tmd_loader_close(d.loader);
 	tmd_merge_free(d.merge);

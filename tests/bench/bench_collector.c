@@ -16,13 +16,21 @@
  *   3. Event capacity: task records per second read with zero loss at the
  *      default ring size while the workload spawns trivial tasks flat out.
  *   4. Collector CPU at 20,000 task records per second (10,000 paced spawns
- *      per second): the polling thread's CPU time per second of wall time.
+ *      per second): the polling thread's CPU time per second of wall time,
+ *      beside the same with the ring buffer waking the collector for every
+ *      record it finds idle (the kernel's default, the collector's former
+ *      way).
  *
  * The collector here is the embedded loader (user/loader.h) polled by a
  * thread the way taskmond polls it. Needs root (it loads kernel programs);
  * otherwise it says so and exits 0.
  *
- *   bench_collector [--quick] [--only switch|spawn|capacity|cpu] [--batch-us N] [-v] [OUTDIR]
+ * With --prog-stats the kernel's per-program run times are on (they add two
+ * clock reads to every run of every program, so the A/B figures of such a
+ * run are not the ones to quote) and each section ends with the mean time
+ * per run of each program: where the cost is.
+ *
+ *   bench_collector [--quick] [--only switch|spawn|capacity|cpu] [--batch-us N] [--wake-per-record] [--prog-stats] [-v] [OUTDIR]
  *   (OUTDIR default build/bench)
  */
 #include <errno.h>
@@ -146,6 +154,40 @@ static struct spread spread_of(const double *v, size_t n)
 	return r;
 }
 
+/* ---- per-program run times (--prog-stats) ------------------------------------ */
+
+enum section { S_SWITCH, S_SWITCH_WATCHED, S_SPAWN, S_CAPACITY, S_CPU, S_COUNT };
+static const char *const section_names[S_COUNT] = { "switch_unwatched", "switch_watched", "spawn", "capacity", "cpu" };
+#define MAX_PROGS 16
+
+/* Shared with the collector process: whichever process closes a collector
+ * adds its programs' figures to the section under way. */
+struct prog_fig { char name[32]; uint64_t runs, ns; };
+struct prog_acc {
+	int section;
+	struct prog_fig p[S_COUNT][MAX_PROGS];
+};
+static struct prog_acc *g_prog;   /* MAP_SHARED; NULL without --prog-stats */
+
+static void prog_acc_add(struct tmd_loader *l)
+{
+	struct tmd_prog_stat st[MAX_PROGS];
+	if (!g_prog)
+		return;
+	size_t n = tmd_loader_prog_stats(l, st, MAX_PROGS);
+	for (size_t i = 0; i < n && i < MAX_PROGS; i++) {
+		for (int k = 0; k < MAX_PROGS; k++) {
+			struct prog_fig *a = &g_prog->p[g_prog->section][k];
+			if (a->name[0] && strcmp(a->name, st[i].name))
+				continue;
+			snprintf(a->name, sizeof(a->name), "%s", st[i].name);
+			a->runs += st[i].runs;
+			a->ns += st[i].run_ns;
+			break;
+		}
+	}
+}
+
 /* ---- the collector: the embedded loader and a polling thread ---------------- */
 
 struct collector {
@@ -155,6 +197,7 @@ struct collector {
 	atomic_bool stop;
 	_Atomic uint64_t events, starts, ends, other;
 	_Atomic uint64_t wakeups;      /* polls that returned records */
+	_Atomic uint64_t max_gap_ns;   /* longest stretch between two reads */
 	int err;
 };
 
@@ -177,14 +220,23 @@ static int on_event(void *ctx, const void *data, size_t len)
 /* --batch-us: a pause after each poll that found records, so that the next
  * poll finds many (0: none, the loop taskmond runs). */
 static unsigned g_batch_us;
+/* --wake-per-record: the ring buffer's default wakeups (a reader that has
+ * read everything is woken by the next record), as the collector ran before
+ * it batched them; for before/after comparisons in one run. */
+static bool g_wake_per_record;
 static bool g_verbose;   /* -v: every ping-pong run on stderr */
 
 /* The loop taskmond runs: a poll with a timeout, over and over. */
 static void *poll_loop(void *arg)
 {
 	struct collector *c = arg;
+	uint64_t last = bu_now_ns();
 	while (!atomic_load(&c->stop)) {
 		int r = tmd_loader_poll(c->l, 200);
+		uint64_t now = bu_now_ns();
+		if (now - last > atomic_load_explicit(&c->max_gap_ns, memory_order_relaxed))
+			atomic_store_explicit(&c->max_gap_ns, now - last, memory_order_relaxed);
+		last = now;
 		if (r < 0 && r != -EINTR) {
 			c->err = r;
 			break;
@@ -202,7 +254,7 @@ static void *poll_loop(void *arg)
 static int collector_open(struct collector *c, pid_t pid, bool poll)
 {
 	memset(c, 0, sizeof(*c));
-	if (tmd_loader_open(&c->l, NULL, on_event, c) < 0)
+	if (tmd_loader_open(&c->l, TMD_LOADER_OPTS(.wake_per_record = g_wake_per_record), on_event, c) < 0)
 		return fail("loader: %s", tmd_loader_error());
 	if (pid > 0 && tmd_loader_watch(c->l, pid) < 0) {
 		fail("watch %d: %s", (int)pid, tmd_loader_error());
@@ -243,6 +295,7 @@ static uint64_t collector_close(struct collector *c)
 	while (tmd_loader_poll(c->l, 0) > 0)
 		;
 	lost = tmd_loader_stat(c->l, TM_STAT_LOST);
+	prog_acc_add(c->l);
 	tmd_loader_close(c->l);
 	c->l = NULL;
 	return lost;
@@ -254,7 +307,7 @@ static uint64_t collector_close(struct collector *c)
  * its one thread and the workload's many). It serves open/stat/close
  * requests on a pipe; its counters live in memory both processes map. */
 enum { OP_OPEN, OP_STAT, OP_CLOSE };
-struct req { int op; pid_t pid; };
+struct req { int op; pid_t pid; bool wake_per_record; };
 struct rep { int rc; uint64_t lost, cpu_ns; char err[256]; };
 
 static struct collector *g_shared;   /* MAP_SHARED */
@@ -270,6 +323,7 @@ static _Noreturn void server_main(int in, int out)
 		memset(&p, 0, sizeof(p));
 		g_err[0] = '\0';
 		if (q.op == OP_OPEN) {
+			g_wake_per_record = q.wake_per_record;
 			p.rc = collector_open(g_shared, q.pid, true);
 		} else if (q.op == OP_STAT && g_shared->l) {
 			p.lost = tmd_loader_stat(g_shared->l, TM_STAT_LOST);
@@ -319,7 +373,7 @@ static void stop_server(void)
 
 static int server_call(int op, pid_t pid, struct rep *p)
 {
-	struct req q = { op, pid };
+	struct req q = { op, pid, g_wake_per_record };
 	if (g_server <= 0)
 		return fail("the collector process did not start");
 	if (write(g_req, &q, sizeof(q)) != (ssize_t)sizeof(q) || read(g_rep, p, sizeof(*p)) != (ssize_t)sizeof(*p))
@@ -733,6 +787,8 @@ static int section_switch(enum hook h, const struct sizes *z)
 	struct switch_res *s = &g_sw[h];
 	double swa[MAX_PAIRS], swb[MAX_PAIRS];
 	s->ran = true;
+	if (g_prog)
+		g_prog->section = h == H_WATCHED ? S_SWITCH_WATCHED : S_SWITCH;
 	s->baseline = h == H_WATCHED ? "two tasks of this process" : g_have_perf ? "perf bench sched pipe"
 	                                                                           : "two threads of this process";
 	/* One warm-up pair, not counted: first runs pay for page faults and caches. */
@@ -904,6 +960,7 @@ static const char *const mode_names[2] = { "thread", "process" };
 struct cap_res {
 	bool ran;
 	uint64_t tasks, records, lost, other, wakeups;
+	uint64_t max_gap_ns;        /* the reader's longest stretch between two reads */
 	double records_per_s;       /* received, first spawn to last record */
 	double baseline_tasks_per_s;   /* the same workload without the collector */
 	double poller_cpu_pct;      /* of one core, over the same interval */
@@ -949,6 +1006,7 @@ static int section_capacity(const struct sizes *z, enum cmode m)
 	s->records = coll_events(&c);
 	s->other = atomic_load(&c.c->other);
 	s->wakeups = atomic_load(&c.c->wakeups);
+	s->max_gap_ns = atomic_load(&c.c->max_gap_ns);
 	s->records_per_s = (double)s->records * 1e9 / (double)(t1 - t0);
 	s->poller_cpu_pct = 100.0 * (double)(cpu1 - cpu0) / (double)(t1 - t0);
 	if (r == 0 && s->records + s->lost != want)
@@ -959,26 +1017,26 @@ static int section_capacity(const struct sizes *z, enum cmode m)
 
 /* ---- section 4: collector CPU at 20,000 records/s ------------------------------------ */
 
-struct cpu_res {
-	bool ran;
-	double secs;
+struct cpu_fig {
 	double idle_pct;          /* the polling thread with nothing to read, same run */
 	double busy_pct;          /* at the paced rate */
 	double records_per_s;     /* what it read meanwhile */
 	uint64_t lost, wakeups;
 };
 
+struct cpu_res {
+	bool ran;
+	double secs;
+	struct cpu_fig batched;   /* as the collector runs (or as --wake-per-record says) */
+	struct cpu_fig per_record;   /* baseline: the kernel's default wakeups, same run */
+};
+
 static struct cpu_res g_cpu[2];
 
-static int section_cpu(const struct sizes *z, enum cmode m)
+static int cpu_once(const struct sizes *z, enum cmode m, uint64_t n, struct cpu_fig *s)
 {
-	struct cpu_res *s = &g_cpu[m];
 	struct coll c;
-	uint64_t n = (uint64_t)(z->cpu_secs * (double)z->cpu_rate), c0, c1, c2;
-	s->ran = true;
-	s->secs = z->cpu_secs;
-	if (paced(NULL, n / 4, z->cpu_rate, counted) < 0)   /* the thread cache at this pace */
-		return -1;
+	uint64_t c0, c1, c2;
 	if (coll_open(&c, m, getpid()) < 0)
 		return -1;
 	uint64_t w0 = bu_now_ns();
@@ -988,7 +1046,7 @@ static int section_cpu(const struct sizes *z, enum cmode m)
 	coll_stat(&c, NULL, &c1);
 	int r = paced(NULL, n, z->cpu_rate, counted);
 	/* The last records are on their way: give them one poll. */
-	bu_sleep_ns(BU_NS_PER_S / 100);
+	bu_sleep_ns(BU_NS_PER_S / 20);
 	coll_stat(&c, NULL, &c2);
 	uint64_t w2 = bu_now_ns(), e2 = coll_events(&c), k2 = atomic_load(&c.c->wakeups);
 	s->lost = coll_close(&c);
@@ -996,6 +1054,25 @@ static int section_cpu(const struct sizes *z, enum cmode m)
 	s->busy_pct = 100.0 * (double)(c2 - c1) / (double)(w2 - w1);
 	s->records_per_s = (double)(e2 - e1) * 1e9 / (double)(w2 - w1);
 	s->wakeups = k2 - k1;
+	return r;
+}
+
+/* The collector's CPU, and beside it the same with a wakeup per record (the
+ * ring buffer's default, what the collector did before it batched them). */
+static int section_cpu(const struct sizes *z, enum cmode m)
+{
+	struct cpu_res *s = &g_cpu[m];
+	uint64_t n = (uint64_t)(z->cpu_secs * (double)z->cpu_rate);
+	bool wake = g_wake_per_record;
+	s->ran = true;
+	s->secs = z->cpu_secs;
+	if (paced(NULL, n / 4, z->cpu_rate, counted) < 0)   /* the thread cache at this pace */
+		return -1;
+	g_wake_per_record = true;
+	int r = cpu_once(z, m, n, &s->per_record);
+	g_wake_per_record = wake;
+	if (r == 0)
+		r = cpu_once(z, m, n, &s->batched);
 	return r;
 }
 
@@ -1074,21 +1151,68 @@ static void print_capacity(enum cmode m)
 	         s->records_per_s > 0 ? s->poller_cpu_pct / 100 * 1e9 / s->records_per_s : 0,
 	         s->wakeups ? (double)s->records / (double)s->wakeups : 0);
 	row("  polling thread CPU %", o, bl, "", "", "");
+	snprintf(o, sizeof(o), "%.1f", s->max_gap_ns / 1e6);
+	row("  longest gap between reads, ms", o, "", "", "", "");
 }
 
 static void print_cpu(enum cmode m)
 {
-	const struct cpu_res *s = &g_cpu[m];
-	char o[32], bl[64], cnt[32], t[16], f[64];
+	const struct cpu_res *r = &g_cpu[m];
+	const struct cpu_fig *s = &r->batched, *b = &r->per_record;
+	char o[32], bl[64], cnt[32], t[16], f[64], ra[16];
 	snprintf(t, sizeof(t), "<= %.0f", T_CPU_PCT);
 	snprintf(f, sizeof(f), "CPU %% at %s rec/s, %s", bu_count(cnt, sizeof(cnt), (uint64_t)s->records_per_s),
 	         m == CM_THREAD ? "in workload" : "own process");
 	snprintf(o, sizeof(o), "%.2f", s->busy_pct);
-	snprintf(bl, sizeof(bl), "idle %.3f; %.1f records/poll", s->idle_pct,
-	         s->wakeups ? s->records_per_s * s->secs / (double)s->wakeups : 0);
-	row(f, o, bl, "", t, s->busy_pct <= T_CPU_PCT ? "PASS" : "MISS");
-	if (s->lost)
-		row("  records lost", bu_count(o, sizeof(o), s->lost), "", "", "0", "MISS");
+	snprintf(bl, sizeof(bl), "woken per record %.2f", b->busy_pct);
+	snprintf(ra, sizeof(ra), "%.3fx", b->busy_pct > 0 ? s->busy_pct / b->busy_pct : 0);
+	row(f, o, bl, ra, t, s->busy_pct <= T_CPU_PCT ? "PASS" : "MISS");
+	snprintf(o, sizeof(o), "%.1f/%.1f", s->wakeups ? s->records_per_s * r->secs / (double)s->wakeups : 0,
+	         b->wakeups ? b->records_per_s * r->secs / (double)b->wakeups : 0);
+	snprintf(bl, sizeof(bl), "idle %.3f/%.3f %% of a core", s->idle_pct, b->idle_pct);
+	row("  records per poll, batched/per record", o, bl, "", "", "");
+	if (s->lost || b->lost) {
+		snprintf(o, sizeof(o), "%llu/%llu", (unsigned long long)s->lost, (unsigned long long)b->lost);
+		row("  records lost", o, "", "", "0", "MISS");
+	}
+}
+
+static void print_prog_stats(void)
+{
+	for (int sec = 0; sec < S_COUNT; sec++) {
+		if (!g_prog->p[sec][0].name[0])
+			continue;
+		printf("kernel programs, %s section (statistics on): mean ns per run (runs)\n ", section_names[sec]);
+		for (int k = 0; k < MAX_PROGS && g_prog->p[sec][k].name[0]; k++) {
+			const struct prog_fig *a = &g_prog->p[sec][k];
+			if (a->runs)
+				printf(" %s %.0f (%llu)", a->name, (double)a->ns / (double)a->runs, (unsigned long long)a->runs);
+		}
+		printf("\n");
+	}
+}
+
+static void json_prog_stats(FILE *f)
+{
+	fprintf(f, ",\"programs_ns_per_run\":{");
+	bool first = true;
+	for (int sec = 0; sec < S_COUNT; sec++) {
+		if (!g_prog->p[sec][0].name[0])
+			continue;
+		fprintf(f, "%s\"%s\":{", first ? "" : ",", section_names[sec]);
+		first = false;
+		bool any = false;
+		for (int k = 0; k < MAX_PROGS && g_prog->p[sec][k].name[0]; k++) {
+			const struct prog_fig *a = &g_prog->p[sec][k];
+			if (!a->runs)
+				continue;
+			fprintf(f, "%s\"%s\":{\"runs\":%llu,\"ns_per_run\":%.1f}", any ? "," : "", a->name,
+			        (unsigned long long)a->runs, (double)a->ns / (double)a->runs);
+			any = true;
+		}
+		fprintf(f, "}");
+	}
+	fprintf(f, "}");
 }
 
 static void print_table(bool quick)
@@ -1096,9 +1220,11 @@ static void print_table(bool quick)
 	char date[64];
 	time_t now = time(NULL);
 	strftime(date, sizeof(date), "%Y-%m-%d %H:%M", localtime(&now));
-	char how[64] = "polls again at once, as taskmond does";
+	char how[96];
+	snprintf(how, sizeof(how), "reads as taskmond does: when woken%s, at least every %d ms",
+	         g_wake_per_record ? " per record" : " per batch", TMD_LOADER_POLL_MS);
 	if (g_batch_us)
-		snprintf(how, sizeof(how), "pauses %u us after each poll with records", g_batch_us);
+		snprintf(how + strlen(how), sizeof(how) - strlen(how), ", pausing %u us after each read", g_batch_us);
 	printf("\ntaskmon collector benchmark (%ld CPUs, %s%s; the collector %s)\n", sysconf(_SC_NPROCESSORS_ONLN),
 	       date, quick ? ", --quick" : "", how);
 	row("figure", "taskmon", "same-run baseline", "ratio", "target", "");
@@ -1113,8 +1239,10 @@ static void print_table(bool quick)
 		if (g_cap[m].ran && g_cap[m].records)
 			print_capacity((enum cmode)m);
 	for (int m = 0; m < 2; m++)
-		if (g_cpu[m].ran && g_cpu[m].records_per_s > 0)
+		if (g_cpu[m].ran && g_cpu[m].batched.records_per_s > 0)
 			print_cpu((enum cmode)m);
+	if (g_prog)
+		print_prog_stats();
 	if (g_eagain)
 		printf("note: %llu spawns retried after -EAGAIN\n", (unsigned long long)g_eagain);
 	if (g_notes[0])
@@ -1173,21 +1301,31 @@ static void json_capacity(FILE *f, enum cmode m)
 	const struct cap_res *s = &g_cap[m];
 	fprintf(f, "\"%s\":{\"tasks\":%llu,\"records_produced\":%llu,\"records_received\":%llu,"
 	        "\"records_lost\":%llu,\"records_per_s\":%.0f,\"workload_alone_records_per_s\":%.0f,"
-	        "\"poller_cpu_pct\":%.2f,\"records_per_poll\":%.2f,\"target_per_s\":%.0f,\"pass\":%s}",
+	        "\"poller_cpu_pct\":%.2f,\"records_per_poll\":%.2f,\"max_gap_between_reads_ms\":%.2f,\"target_per_s\":%.0f,\"pass\":%s}",
 	        mode_names[m], (unsigned long long)s->tasks, (unsigned long long)(2 * s->tasks),
 	        (unsigned long long)s->records, (unsigned long long)s->lost, s->records_per_s,
 	        2 * s->baseline_tasks_per_s, s->poller_cpu_pct,
-	        s->wakeups ? (double)s->records / (double)s->wakeups : 0, T_EVENTS_PER_S,
+	        s->wakeups ? (double)s->records / (double)s->wakeups : 0, s->max_gap_ns / 1e6, T_EVENTS_PER_S,
 	        s->records_per_s >= T_EVENTS_PER_S && !s->lost ? "true" : "false");
+}
+
+static void json_cpu_fig(FILE *f, const struct cpu_fig *s)
+{
+	fprintf(f, "{\"records_per_s\":%.0f,\"cpu_pct\":%.3f,\"idle_cpu_pct\":%.3f,\"polls_with_records\":%llu,"
+	        "\"records_lost\":%llu}", s->records_per_s, s->busy_pct, s->idle_pct, (unsigned long long)s->wakeups,
+	        (unsigned long long)s->lost);
 }
 
 static void json_cpu(FILE *f, enum cmode m)
 {
-	const struct cpu_res *s = &g_cpu[m];
+	const struct cpu_res *r = &g_cpu[m];
+	const struct cpu_fig *s = &r->batched;
 	fprintf(f, "\"%s\":{\"seconds\":%.1f,\"records_per_s\":%.0f,\"cpu_pct\":%.3f,\"idle_cpu_pct\":%.3f,"
-	        "\"polls_with_records\":%llu,\"records_lost\":%llu,\"target_pct\":%.1f,\"pass\":%s}",
-	        mode_names[m], s->secs, s->records_per_s, s->busy_pct, s->idle_pct, (unsigned long long)s->wakeups,
-	        (unsigned long long)s->lost, T_CPU_PCT, s->busy_pct <= T_CPU_PCT ? "true" : "false");
+	        "\"polls_with_records\":%llu,\"records_lost\":%llu,\"woken_per_record\":",
+	        mode_names[m], r->secs, s->records_per_s, s->busy_pct, s->idle_pct, (unsigned long long)s->wakeups,
+	        (unsigned long long)s->lost);
+	json_cpu_fig(f, &r->per_record);
+	fprintf(f, ",\"target_pct\":%.1f,\"pass\":%s}", T_CPU_PCT, s->busy_pct <= T_CPU_PCT ? "true" : "false");
 }
 
 static int write_json(const char *outdir, bool quick)
@@ -1198,8 +1336,9 @@ static int write_json(const char *outdir, bool quick)
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return fprintf(stderr, "bench_collector: %s: %s\n", path, strerror(errno)), -1;
-	fprintf(f, "{\"cpus\":%ld,\"quick\":%s,\"pinned_cpu\":%d,\"poll_pause_us\":%u,\"switch\":{",
-	        sysconf(_SC_NPROCESSORS_ONLN), quick ? "true" : "false", pinned_cpu(), g_batch_us);
+	fprintf(f, "{\"cpus\":%ld,\"quick\":%s,\"pinned_cpu\":%d,\"poll_pause_us\":%u,\"prog_stats\":%s,\"switch\":{",
+	        sysconf(_SC_NPROCESSORS_ONLN), quick ? "true" : "false", pinned_cpu(), g_batch_us,
+	        g_prog ? "true" : "false");
 	bool first = true;
 	for (int h = 0; h < H_COUNT; h++) {
 		if (!g_sw[h].ran || !g_sw[h].n)
@@ -1217,7 +1356,7 @@ static int write_json(const char *outdir, bool quick)
 		bool any = false;
 		fprintf(f, ",\"%s\":{", k == 0 ? "capacity" : "collector_cpu");
 		for (int m = 0; m < 2; m++) {
-			if (k == 0 ? !g_cap[m].ran || !g_cap[m].records : !g_cpu[m].ran || g_cpu[m].records_per_s <= 0)
+			if (k == 0 ? !g_cap[m].ran || !g_cap[m].records : !g_cpu[m].ran || g_cpu[m].batched.records_per_s <= 0)
 				continue;
 			fprintf(f, "%s", any ? "," : "");
 			any = true;
@@ -1225,6 +1364,8 @@ static int write_json(const char *outdir, bool quick)
 		}
 		fprintf(f, "}");
 	}
+	if (g_prog)
+		json_prog_stats(f);
 	fprintf(f, ",\"notes\":");
 	bu_json_str(f, g_notes);
 	fprintf(f, ",\"error\":");
@@ -1256,16 +1397,21 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	const char *outdir = "build/bench", *only = NULL;
-	bool quick = false;
+	bool quick = false, prog_stats = false;
+	int stats_fd = -1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: bench_collector [--quick] [--only switch|spawn|capacity|cpu] [--batch-us N] [-v] [OUTDIR]\n"
+			printf("usage: bench_collector [--quick] [--only switch|spawn|capacity|cpu] [--batch-us N] [--wake-per-record] [--prog-stats] [-v] [OUTDIR]\n"
 			       "  Scheduler-hook overhead per context switch, spawn throughput and latency with the\n"
 			       "  collector watching, event capacity and collector CPU, each beside a same-run\n"
 			       "  baseline; prints a table and writes OUTDIR/collector.json (default build/bench).\n"
 			       "  Needs root. Exits 0 whether targets are met or not; 1 when a section failed.\n"
 			       "  --batch-us N  the collector pauses N us after each poll that found records (default 0:\n"
-			       "                it polls again at once, as taskmond does)\n"
+			       "                it reads again at once, as taskmond does)\n"
+			       "  --wake-per-record  the ring buffer wakes the collector for every record it finds\n"
+			       "                idle (the kernel's default) instead of in batches\n"
+			       "  --prog-stats  the kernel programs' mean time per run, per section (statistics on:\n"
+			       "                the A/B figures of such a run carry their cost)\n"
 			       "  -v            every ping-pong run on stderr\n");
 			return 0;
 		} else if (!strcmp(argv[i], "--quick")) {
@@ -1274,6 +1420,10 @@ int main(int argc, char **argv)
 			only = argv[++i];
 		} else if (!strcmp(argv[i], "-v")) {
 			g_verbose = true;
+		} else if (!strcmp(argv[i], "--wake-per-record")) {
+			g_wake_per_record = true;
+		} else if (!strcmp(argv[i], "--prog-stats")) {
+			prog_stats = true;
 		} else if (!strcmp(argv[i], "--batch-us") && i + 1 < argc) {
 			g_batch_us = (unsigned)strtoul(argv[++i], NULL, 10);
 		} else if (argv[i][0] == '-') {
@@ -1293,6 +1443,16 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	tmd_libbpf_print(false);
+	if (prog_stats) {
+		/* Before the collector process is forked: both add to it. */
+		g_prog = mmap(NULL, sizeof(*g_prog), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (g_prog == MAP_FAILED || (stats_fd = tmd_loader_enable_stats()) < 0) {
+			fprintf(stderr, "bench_collector: --prog-stats: %s\n",
+			        g_prog == MAP_FAILED ? strerror(errno) : tmd_loader_error());
+			return 1;
+		}
+		memset(g_prog, 0, sizeof(*g_prog));
+	}
 	start_sleeper();   /* before any thread: the children start single-threaded */
 	start_server();
 	if (tm_init(NULL) < 0) {
@@ -1309,6 +1469,8 @@ int main(int argc, char **argv)
 
 	int failed = 0;
 	if (wanted(only, "switch")) {
+		if (g_prog)
+			g_prog->section = S_SWITCH;
 		fprintf(stderr, "bench_collector: context switches (%u pairs A B B A, %llu round trips a run, pinned to "
 		        "CPU %d)...\n", z->pairs, (unsigned long long)z->pp_rounds, pinned_cpu());
 		failed |= section_switch(H_UNWATCHED, z) < 0;
@@ -1320,15 +1482,21 @@ int main(int argc, char **argv)
 		}
 	}
 	if (wanted(only, "spawn")) {
+		if (g_prog)
+			g_prog->section = S_SPAWN;
 		fprintf(stderr, "bench_collector: spawn throughput and latency...\n");
 		failed |= section_spawn(z) < 0;
 	}
 	if (wanted(only, "capacity")) {
+		if (g_prog)
+			g_prog->section = S_CAPACITY;
 		fprintf(stderr, "bench_collector: event capacity...\n");
 		failed |= section_capacity(z, CM_THREAD) < 0;
 		failed |= section_capacity(z, CM_PROCESS) < 0;
 	}
 	if (wanted(only, "cpu")) {
+		if (g_prog)
+			g_prog->section = S_CPU;
 		fprintf(stderr, "bench_collector: collector CPU...\n");
 		failed |= section_cpu(z, CM_THREAD) < 0;
 		failed |= section_cpu(z, CM_PROCESS) < 0;
@@ -1339,5 +1507,7 @@ int main(int argc, char **argv)
 	tm_shutdown();
 	stop_server();
 	stop_sleeper();
+	if (stats_fd >= 0)
+		close(stats_fd);
 	return failed;
 }
