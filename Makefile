@@ -119,8 +119,9 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libtaskmon.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libtaskmon.a $(LIBS) $(shell pkg-config --libs glib-2.0 2>/dev/null) -lm
 
 # The install check builds the README example against the installed library,
-# which only makes sense for the plain (unsanitized) build.
-TEST_SCRIPTS := $(if $(SANITIZE),,tests/install_test.sh)
+# and the README check runs the programs' --help: both only make sense for
+# the plain (unsanitized) build.
+TEST_SCRIPTS := $(if $(SANITIZE),,tests/install_test.sh tests/readme_test.sh)
 
 test: deps
 	@$(MAKE) --no-print-directory all tests-build

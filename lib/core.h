@@ -80,6 +80,7 @@ struct tm__lib {
 	struct tm_shm_header *hdr;
 	struct tm_shm_type *types;
 	struct tm_shm_slot *slots;
+	struct tm_shm_message *messages;   /* the ring, TM_SHM_MESSAGES entries */
 	struct tm__ctl *ctl;          /* private, anonymous mapping */
 	size_t ctl_size;
 	uint32_t capacity;
@@ -145,6 +146,9 @@ void tm__slot_publish_spawn(uint32_t s, uint64_t id, int type, const char *name,
 void tm__slot_publish_restart(uint32_t s, int rc, uint64_t cpu_ns, uint32_t restarts);
 void tm__slot_publish_start(uint32_t s, uint32_t tid, uint64_t start_ns);
 void tm__slot_publish_end(uint32_t s, int status, int rc, uint64_t end_ns, uint64_t cpu_ns);
+/* Copies the start of a panic message or fault description of the task in
+ * slot s into the segment's message ring (TM_SHM_MSG_*). */
+void tm__message_publish(uint32_t s, const char *msg, unsigned kind);
 void tm__slot_retire(uint32_t s);
 void tm__slot_discard(uint32_t s);
 void tm__slot_unpin(uint32_t s);

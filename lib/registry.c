@@ -54,7 +54,7 @@ static int open_segment(const char *name, size_t size)
 	return fd;
 }
 
-static void fill_header(struct tm_shm_header *h, size_t types_off, size_t slots_off, size_t total)
+static void fill_header(struct tm_shm_header *h, size_t types_off, size_t slots_off, size_t msgs_off, size_t total)
 {
 	pid_t pid = getpid();
 	h->version = TM_SHM_VERSION;
@@ -65,6 +65,9 @@ static void fill_header(struct tm_shm_header *h, size_t types_off, size_t slots_
 	h->hist_buckets = TM_HIST_BUCKETS;
 	h->types_offset = types_off;
 	h->slots_offset = slots_off;
+	h->messages_offset = msgs_off;
+	h->message_size = sizeof(struct tm_shm_message);
+	h->message_count = TM_SHM_MESSAGES;
 	h->total_size = total;
 	h->slot_count = tm__g.capacity;
 	h->pid = pid;
@@ -86,7 +89,9 @@ int tm__registry_create(void)
 	g->capacity = (uint32_t)g->cfg.max_tracked_tasks;
 	size_t types_off = ALIGN64(sizeof(struct tm_shm_header));
 	size_t slots_off = ALIGN64(types_off + TM_MAX_TYPES * sizeof(struct tm_shm_type));
-	size_t total = slots_off + (size_t)g->capacity * sizeof(struct tm_shm_slot);
+	size_t msgs_off = ALIGN64(slots_off + (size_t)g->capacity * sizeof(struct tm_shm_slot));
+	/* A fixed area, not per task: tracker_bytes does not count it. */
+	size_t total = msgs_off + TM_SHM_MESSAGES * sizeof(struct tm_shm_message);
 
 	snprintf(g->shm_name, sizeof(g->shm_name), "/" TM_SHM_PREFIX "%d", (int)getpid());
 	int fd = open_segment(g->shm_name, total);
@@ -111,7 +116,8 @@ int tm__registry_create(void)
 	g->hdr = map;
 	g->types = (struct tm_shm_type *)((char *)map + types_off);
 	g->slots = (struct tm_shm_slot *)((char *)map + slots_off);
-	fill_header(g->hdr, types_off, slots_off, total);
+	g->messages = (struct tm_shm_message *)((char *)map + msgs_off);
+	fill_header(g->hdr, types_off, slots_off, msgs_off, total);
 	atomic_store(&g->free_top, 0);
 	atomic_store(&g->retired, 0);
 	g->fifo_head = g->fifo_tail = 0;
@@ -133,6 +139,7 @@ void tm__registry_destroy(void)
 	g->hdr = NULL;
 	g->types = NULL;
 	g->slots = NULL;
+	g->messages = NULL;
 	g->ctl = NULL;
 }
 
@@ -260,6 +267,70 @@ void tm__slot_publish_end(uint32_t i, int status, int rc, uint64_t end_ns, uint6
 	ST(&s->flags, flags);
 	ST(&s->status, (uint8_t)status);
 	seq_end(s);
+}
+
+/* ---- the message ring ------------------------------------------------------- */
+
+/* Printable ASCII for readers that refuse anything else: white space becomes
+ * a blank, other bytes '?'; a longer message keeps its start and "...". */
+static size_t message_text(char out[TM_SHM_MESSAGE_TEXT], const char *msg, bool *cut)
+{
+	size_t n = strlen(msg);
+	*cut = n > TM_SHM_MESSAGE_TEXT - 1;
+	if (*cut)
+		n = TM_SHM_MESSAGE_TEXT - 4;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)msg[i];
+		out[i] = c >= 0x20 && c <= 0x7e ? (char)c : c == '\n' || c == '\t' || c == '\r' ? ' ' : '?';
+	}
+	if (*cut) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	memset(out + n, 0, TM_SHM_MESSAGE_TEXT - n);
+	return n;
+}
+
+/* Claims the next entry whose writer is done: two tasks panicking at the
+ * same moment on a wrapped ring never share one. */
+static struct tm_shm_message *message_claim(uint64_t *serial, uint32_t *seq)
+{
+	struct tm__lib *g = &tm__g;
+	for (unsigned tries = 0; tries < TM_SHM_MESSAGES; tries++) {
+		uint64_t n = __atomic_fetch_add(&g->hdr->messages_written, 1, __ATOMIC_RELAXED);
+		struct tm_shm_message *e = &g->messages[n % TM_SHM_MESSAGES];
+		uint32_t s = LD(&e->seq);
+		if (!(s & 1u) && __atomic_compare_exchange_n(&e->seq, &s, s + 1, false, __ATOMIC_ACQ_REL,
+		                                             __ATOMIC_RELAXED)) {
+			*serial = n;
+			*seq = s + 1;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+void tm__message_publish(uint32_t slot, const char *msg, unsigned kind)
+{
+	struct tm__lib *g = &tm__g;
+	uint64_t words[TM_SHM_MESSAGE_TEXT / 8], serial;
+	uint32_t seq;
+	bool cut;
+	size_t len = message_text((char *)words, msg, &cut);
+	struct tm_shm_message *e = message_claim(&serial, &seq);
+	if (!e)
+		return;   /* every entry busy: the message stays in-process only */
+	ST(&e->len, (uint16_t)len);
+	ST(&e->kind, (uint8_t)kind);
+	ST(&e->flags, (uint8_t)(cut ? TM_SHM_MSG_F_CUT : 0));
+	ST(&e->task_id, LD(&g->slots[slot].id));
+	ST(&e->serial, serial);
+	ST(&e->time_ns, tm__now_ns());
+	ST(&e->restarts, LD(&g->slots[slot].restarts));
+	for (unsigned i = 0; i < TM_SHM_MESSAGE_TEXT / 8; i++)
+		ST((uint64_t *)(void *)e->text + i, words[i]);
+	uint32_t v = seq + 1;
+	__atomic_store_n(&e->seq, v ? v : 2, __ATOMIC_RELEASE);
 }
 
 /* ---- allocation ------------------------------------------------------------- */

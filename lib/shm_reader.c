@@ -34,11 +34,15 @@
  * counters costs one pass, not slot_count x SEQ_RETRIES yields. */
 #define SEQ_RETRY_BUDGET 256
 #define COMM_LEN 16
+/* Bounds the ring a forged header can make a reader copy and sort. */
+#define MAX_MESSAGES 65536
 
 /* Word-wise copies and the 8-aligned regions rely on these. */
 _Static_assert(sizeof(struct tm_shm_header) % 8 == 0, "header not a whole number of words");
 _Static_assert(sizeof(struct tm_shm_type) % 8 == 0, "type not a whole number of words");
 _Static_assert(sizeof(struct tm_shm_slot) % 8 == 0, "slot not a whole number of words");
+_Static_assert(sizeof(struct tm_shm_message) % 8 == 0, "message not a whole number of words");
+_Static_assert(TM_SHM_MESSAGE_TEXT <= UINT16_MAX, "message length field too small");
 _Static_assert(offsetof(struct tm_shm_header, comm) % 8 == 0, "comm not word-aligned");
 _Static_assert(offsetof(struct tm_shm_slot, name) % 8 == 0, "slot name not word-aligned");
 _Static_assert(TM_NAME_MAX % 8 == 0 && COMM_LEN % 8 == 0, "strings not whole words");
@@ -46,8 +50,9 @@ _Static_assert(TM_NAME_MAX % 8 == 0 && COMM_LEN % 8 == 0, "strings not whole wor
 struct tm_shm_reader {
 	const unsigned char *base;      /* the mapping, size bytes */
 	size_t   size;
-	uint64_t types_offset, slots_offset;
+	uint64_t types_offset, slots_offset, messages_offset;
 	uint32_t slot_count;
+	uint32_t message_count;         /* 0: no ring */
 	pid_t    pid;
 	uint64_t start_ticks;
 	dev_t    dev;                   /* which file was validated, for remove_stale */
@@ -267,6 +272,27 @@ static int check_region(const tm_shm_reader *r, const char *what, uint64_t off,
 	return 0;
 }
 
+/* The ring must not overlap either region; none at all is fine. */
+static int check_messages(const tm_shm_reader *r, const struct tm_shm_header *h, uint64_t types_end,
+			  uint64_t slots_end)
+{
+	uint64_t end;
+	if (h->message_count == 0)
+		return 0;
+	if (h->message_size != sizeof(struct tm_shm_message))
+		return tm__fail(EBADMSG, "segment %s: message size is %u, this reader expects %zu",
+				r->path, h->message_size, sizeof(struct tm_shm_message));
+	if (h->message_count > MAX_MESSAGES)
+		return tm__fail(EBADMSG, "segment %s: message count %u is more than the %d a ring may have",
+				r->path, h->message_count, MAX_MESSAGES);
+	int rc = check_region(r, "message", h->messages_offset, h->message_count, h->message_size, &end);
+	if (rc == 0 && ((h->messages_offset < types_end && h->types_offset < end) ||
+			(h->messages_offset < slots_end && h->slots_offset < end)))
+		rc = tm__fail(EBADMSG, "segment %s: message region [%llu, %llu) overlaps the type or slot region",
+			      r->path, (unsigned long long)h->messages_offset, (unsigned long long)end);
+	return rc;
+}
+
 static int check_sizes(const tm_shm_reader *r, const struct tm_shm_header *h)
 {
 	static const struct { const char *what; size_t off; uint32_t want; } fields[] = {
@@ -301,6 +327,8 @@ static int check_layout(const tm_shm_reader *r, const struct tm_shm_header *h)
 		rc = tm__fail(EBADMSG, "segment %s: type region [%llu, %llu) and slot region [%llu, %llu) overlap",
 			      r->path, (unsigned long long)h->types_offset, (unsigned long long)types_end,
 			      (unsigned long long)h->slots_offset, (unsigned long long)slots_end);
+	if (rc == 0)
+		rc = check_messages(r, h, types_end, slots_end);
 	return rc;
 }
 
@@ -420,6 +448,8 @@ static int adopt_header(tm_shm_reader *r, pid_t want_pid)
 	r->types_offset = h.types_offset;
 	r->slots_offset = h.slots_offset;
 	r->slot_count = h.slot_count;
+	r->messages_offset = h.messages_offset;
+	r->message_count = h.message_count;
 	r->pid = h.pid;
 	r->start_ticks = h.proc_start_ticks;
 	sanitise_comm(r->comm, h.comm);
@@ -735,6 +765,156 @@ int tm_shm_read_tasks(tm_shm_reader *r, struct tm_task_info *out, size_t cap, bo
 				 .running_only = running_only };
 	int rc = run_guarded(r, guarded_tasks, &c);
 	return rc == 0 ? (int)c.n : rc;
+}
+
+/* ---- the message ring ------------------------------------------------------------ */
+
+static const struct tm_shm_message *message_at(const tm_shm_reader *r, size_t i)
+{
+	return (const void *)(r->base + r->messages_offset + i * sizeof(struct tm_shm_message));
+}
+
+struct messages_ctx {
+	struct tm_shm_message *copy;    /* [message_count]: consistent copies, seq 0 = left out */
+	unsigned retry_budget;
+};
+
+/* Copies every entry under its sequence counter; validation happens outside
+ * the guard. An entry never used, or still being written after the retries,
+ * is left with seq 0. */
+static int guarded_messages(const tm_shm_reader *r, void *arg)
+{
+	struct messages_ctx *c = arg;
+	for (size_t i = 0; i < r->message_count; i++) {
+		const struct tm_shm_message *e = message_at(r, i);
+		c->copy[i].seq = 0;
+		for (int attempt = 0; attempt < SEQ_RETRIES; attempt++) {
+			if (attempt > 0) {
+				if (c->retry_budget == 0)
+					break;
+				c->retry_budget--;
+				sched_yield();
+			}
+			uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+			if (seq == 0)
+				break;
+			if (seq & 1u)
+				continue;
+			load_words(&c->copy[i], e, sizeof(*e));
+			if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq) {
+				c->copy[i].seq = seq;
+				break;
+			}
+			c->copy[i].seq = 0;
+		}
+	}
+	return 0;
+}
+
+/* Length within bounds, NUL right there, nothing but printable ASCII before it. */
+static bool message_valid(const struct tm_shm_message *e)
+{
+	if (e->task_id == 0 || (e->kind != TM_SHM_MSG_PANIC && e->kind != TM_SHM_MSG_CRASH) ||
+	    e->len >= TM_SHM_MESSAGE_TEXT || e->text[e->len] != '\0')
+		return false;
+	for (size_t i = 0; i < e->len; i++) {
+		unsigned char ch = (unsigned char)e->text[i];
+		if (ch < 0x20 || ch > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+static void fill_message_info(struct tm_shm_message_info *m, const struct tm_shm_message *e)
+{
+	*m = (struct tm_shm_message_info){
+		.task_id = e->task_id, .serial = e->serial, .time_ns = e->time_ns, .restarts = e->restarts,
+		.kind = e->kind, .cut = (e->flags & TM_SHM_MSG_F_CUT) != 0,
+	};
+	memcpy(m->text, e->text, e->len);
+	m->text[e->len] = '\0';
+}
+
+static int cmp_serial_desc(const void *a, const void *b)
+{
+	const struct tm_shm_message_info *x = a, *y = b;
+	return (x->serial < y->serial) - (x->serial > y->serial);
+}
+
+/* Every valid entry into a new array, newest first; *n how many. */
+static int collect_messages(tm_shm_reader *r, struct tm_shm_message_info **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (r->message_count == 0)
+		return 0;
+	struct messages_ctx c = { .retry_budget = SEQ_RETRY_BUDGET };
+	c.copy = calloc(r->message_count, sizeof(*c.copy));
+	struct tm_shm_message_info *all = calloc(r->message_count, sizeof(*all));
+	if (c.copy == NULL || all == NULL) {
+		free(c.copy);
+		free(all);
+		return tm__fail(ENOMEM, "out of memory reading the messages of segment %s", r->path);
+	}
+	int rc = run_guarded(r, guarded_messages, &c);
+	for (size_t i = 0; rc == 0 && i < r->message_count; i++) {
+		if (c.copy[i].seq == 0)
+			continue;
+		if (!message_valid(&c.copy[i])) {
+			count_invalid(r);
+			continue;
+		}
+		fill_message_info(&all[(*n)++], &c.copy[i]);
+	}
+	free(c.copy);
+	if (rc != 0) {
+		free(all);
+		*n = 0;
+		return rc;
+	}
+	qsort(all, *n, sizeof(*all), cmp_serial_desc);
+	*out = all;
+	return 0;
+}
+
+int tm_shm_read_messages(tm_shm_reader *r, struct tm_shm_message_info *out, size_t cap)
+{
+	if (r == NULL || (out == NULL && cap != 0))
+		return tm__fail(EINVAL, "tm_shm_read_messages: reader and output must not be NULL");
+	struct tm_shm_message_info *all;
+	size_t n;
+	int rc = collect_messages(r, &all, &n);
+	if (rc != 0)
+		return rc;
+	if (n > cap)
+		n = cap;
+	if (n > INT_MAX)
+		n = INT_MAX;
+	if (n)
+		memcpy(out, all, n * sizeof(*out));
+	free(all);
+	return (int)n;
+}
+
+int tm_shm_read_task_message(tm_shm_reader *r, uint64_t task_id, struct tm_shm_message_info *out)
+{
+	if (r == NULL || out == NULL || task_id == 0)
+		return tm__fail(EINVAL, "tm_shm_read_task_message: reader, output and task id must be given");
+	struct tm_shm_message_info *all;
+	size_t n;
+	int rc = collect_messages(r, &all, &n);
+	if (rc != 0)
+		return rc;
+	size_t i = 0;
+	while (i < n && all[i].task_id != task_id)   /* newest first */
+		i++;
+	if (i < n)
+		*out = all[i];
+	free(all);
+	if (i == n)
+		return tm__fail(ENOENT, "segment %s holds no message of task %llu", r->path,
+				(unsigned long long)task_id);
+	return 0;
 }
 
 /* ---- the directory ----------------------------------------------------------------- */

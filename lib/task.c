@@ -118,6 +118,8 @@ static void record_latency(int type, uint64_t ns)
  * a later incarnation's replaces an earlier one's). */
 static void attach_extra(uint32_t slot, const char *msg, const struct tm_crash_info *crash)
 {
+	/* Published first: readers that see the status find the message. */
+	tm__message_publish(slot, msg, crash ? TM_SHM_MSG_CRASH : TM_SHM_MSG_PANIC);
 	size_t len = strlen(msg) + 1;
 	struct tm__extra *x = malloc(sizeof(*x) + len);
 	if (!x)

@@ -5,6 +5,7 @@
  *   offset 0               struct tm_shm_header
  *   header.types_offset    struct tm_shm_type   [TM_MAX_TYPES]
  *   header.slots_offset    struct tm_shm_slot   [header.slot_count]
+ *   header.messages_offset struct tm_shm_message[header.message_count]
  *
  * All integers are native-endian; the segment is only ever read on the
  * machine that wrote it. Every field a reader looks at while the workload runs
@@ -13,6 +14,16 @@
  * next even value when done, so a reader that sees the same even value before
  * and after copying has a consistent record. Counters and histogram buckets
  * only grow, so they need no sequence.
+ *
+ * The message ring keeps the panic messages (and contained faults'
+ * descriptions) that the library otherwise holds in-process only
+ * (tm_task_message): a writer claims the entry header.messages_written %
+ * message_count by moving its even sequence to odd with a compare-and-swap,
+ * fills it, and closes it as a slot is closed. The ring is a fixed area, not
+ * per task: the newest message_count messages are kept, older ones are
+ * overwritten. A message is published before its task's status says
+ * panicked, so a reader that sees the status finds the message unless the
+ * ring has wrapped since.
  *
  * The reader treats the segment as untrusted input: every size, offset, count
  * and string is checked, a segment truncated under it is caught, and a forged
@@ -29,7 +40,7 @@
 #pragma GCC visibility push(default)
 
 #define TM_SHM_MAGIC      0x314e4f4d4b534154ULL  /* "TASKMON1" read as little-endian bytes */
-#define TM_SHM_VERSION    2
+#define TM_SHM_VERSION    3   /* 3: the message ring */
 #define TM_SHM_PREFIX     "taskmon."            /* /dev/shm/taskmon.<pid> */
 #define TM_SHM_DIR        "/dev/shm"
 
@@ -72,7 +83,11 @@ struct tm_shm_header {
 	char     comm[16];          /* the workload's executable name, NUL-terminated */
 	uint64_t tracked_records;   /* task records held (running and retained) */
 	uint64_t tracker_bytes;     /* memory those records take, private parts included */
-	uint64_t reserved[6];       /* zero */
+	uint64_t messages_offset;   /* the message ring; any value when message_count is 0 */
+	uint32_t message_size;      /* sizeof(struct tm_shm_message) */
+	uint32_t message_count;     /* ring entries; 0 = no ring */
+	uint64_t messages_written;  /* entries claimed so far: the next goes to messages_written % message_count */
+	uint64_t reserved[3];       /* zero */
 };
 #define TM_SHM_F_METRICS  1u    /* spawn-latency histograms are being recorded */
 #define TM_SHM_F_CLOSED   2u    /* the workload called tm_shutdown: the figures are final */
@@ -106,9 +121,28 @@ struct tm_shm_slot {
 	char     name[TM_NAME_MAX];
 };
 #define TM_SLOT_F_CANCEL_REQ 1u   /* cancellation was requested */
-#define TM_SLOT_F_MESSAGE    2u   /* a panic message is kept (in-process only) */
+#define TM_SLOT_F_MESSAGE    2u   /* a panic message is kept (in-process; its start also in the message ring) */
 #define TM_SLOT_F_CRITICAL   4u   /* a critical task: restarts counts its incarnations */
 #define TM_SLOT_F_BACKOFF    8u   /* between incarnations, waiting out a restart delay */
+
+/* One message of the ring. */
+#define TM_SHM_MESSAGE_TEXT 120   /* bytes of text with its NUL: messages are cut to 119 */
+#define TM_SHM_MESSAGES     256   /* entries the library's ring has */
+struct tm_shm_message {
+	uint32_t seq;        /* odd while being written; 0 = never used */
+	uint16_t len;        /* bytes of text before its NUL, < TM_SHM_MESSAGE_TEXT */
+	uint8_t  kind;       /* TM_SHM_MSG_* */
+	uint8_t  flags;      /* TM_SHM_MSG_F_* */
+	uint64_t task_id;    /* whose; never 0 in a written entry */
+	uint64_t serial;     /* messages_written when it was claimed: larger = newer */
+	uint64_t time_ns;    /* CLOCK_MONOTONIC when written */
+	uint32_t restarts;   /* the task's restarts then: which incarnation it was */
+	uint32_t reserved;
+	char     text[TM_SHM_MESSAGE_TEXT];   /* printable ASCII, NUL-terminated at len */
+};
+#define TM_SHM_MSG_PANIC     1u   /* tm_panic's message */
+#define TM_SHM_MSG_CRASH     2u   /* a contained fault: signal, address, instruction */
+#define TM_SHM_MSG_F_CUT     1u   /* the message was longer: its first 116 bytes and "..." */
 
 /* ---- reader ---------------------------------------------------------------- */
 typedef struct tm_shm_reader tm_shm_reader;
@@ -146,6 +180,24 @@ int tm_shm_read_stats(tm_shm_reader *r, struct tm_stats *out);
 /* Consistent copies of task records; a record still being written after a few
  * retries is left out. Returns how many were written, or -EBADMSG / -EIO. */
 int tm_shm_read_tasks(tm_shm_reader *r, struct tm_task_info *out, size_t cap, bool running_only);
+
+/* A message copied out of the ring and validated (entries with a bad length,
+ * kind, missing NUL or a byte outside printable ASCII are skipped and
+ * counted by tm_shm_invalid_records; entries being written are retried a
+ * few times, then left out). */
+struct tm_shm_message_info {
+	uint64_t task_id, serial, time_ns;
+	uint32_t restarts;
+	unsigned kind;                       /* TM_SHM_MSG_PANIC or TM_SHM_MSG_CRASH */
+	bool     cut;                        /* longer in the workload: ends with "..." */
+	char     text[TM_SHM_MESSAGE_TEXT];  /* printable ASCII, NUL-terminated */
+};
+/* Up to cap messages, newest first. Returns how many, or -EBADMSG / -EIO /
+ * -ENOMEM. A segment without a ring has none. */
+int tm_shm_read_messages(tm_shm_reader *r, struct tm_shm_message_info *out, size_t cap);
+/* The newest message of one task: 0, -ENOENT when the ring holds none (never
+ * written, or overwritten since), -EIO, -ENOMEM. */
+int tm_shm_read_task_message(tm_shm_reader *r, uint64_t task_id, struct tm_shm_message_info *out);
 
 /* Lists pids with a segment in dir (NULL = /dev/shm); returns how many (at most cap). */
 int tm_shm_list(const char *dir, pid_t *pids, size_t cap);

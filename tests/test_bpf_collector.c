@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "integration/bpf_test.h"
+#include "taskmon.h"
 #include "taskmon_shm.h"
 #include "wire.h"
 
@@ -480,6 +481,87 @@ static void test_second_collector_refused(void **state)
 	json_decref(j);
 }
 
+static int panic_three_times(void *arg)
+{
+	unsigned *runs = arg;
+	tm_panic("ledger corrupt (run %u)", __atomic_add_fetch(runs, 1, __ATOMIC_RELAXED));
+}
+
+/* This process as the workload: a critical task panics, is restarted twice
+ * after linear delays (20 ms, then 40 ms) and gives up. The kernel side's
+ * restart events carry the delays into the snapshot, and the registry's
+ * message ring the last panic message. */
+static void test_restart_delays_and_message(void **state)
+{
+	(void)state;
+	BPF_TEST_REQUIRE();
+	unsigned runs = 0;
+	tm_task *t;
+	enum tm_status st;
+	setenv("TASKMON_SOCKET", tmd.sock, 1);
+	assert_int_equal(tm_init(NULL), 0);
+	/* Followed (and its probes attached) before the restarts happen, even
+	 * when a loaded machine made the registration in tm_init time out and the
+	 * collector finds the segment by its scan instead. */
+	bool followed = false;
+	for (int i = 0; i < 200 && !followed; i++) {
+		json_t *j = snapshot();
+		followed = j && workload_of(j, getpid()) && json_is_true(json_object_get(workload_of(j, getpid()), "has_registry"));
+		json_decref(j);
+		if (!followed)
+			usleep(100000);
+	}
+	assert_true(followed);
+	assert_int_equal(tm_spawn_critical(&t, "ledger", panic_three_times, &runs,
+	                                   TM_CRITICAL_OPTS(.restart = TM_RESTART_ON_PANIC, .max_restarts = 2,
+	                                                    .backoff = { TM_BACKOFF_LINEAR, .base_ms = 20 })), 0);
+	uint64_t id = tm_task_id(t);
+	assert_int_equal(tm_join(t, -1, &st, NULL), 0);
+	assert_int_equal(st, TM_PANICKED);
+	assert_int_equal(runs, 3);
+	json_t *snap = NULL, *task = NULL;
+	for (int i = 0; i < 200; i++) {   /* the registry is re-read within a second */
+		json_decref(snap);
+		snap = snapshot();
+		size_t k;
+		json_t *v;
+		task = NULL;
+		json_array_foreach(snap ? json_object_get(snap, "tasks") : NULL, k, v)
+			if (json_integer_value(json_object_get(v, "pid")) == getpid() &&
+			    (uint64_t)json_integer_value(json_object_get(v, "id")) == id)
+				task = v;
+		if (task && json_is_string(json_object_get(task, "message")) &&
+		    json_array_size(json_object_get(task, "restart_history")) >= 2)
+			break;
+		usleep(100000);
+	}
+	if (!task) {   /* say why: no answer, not followed, or no room for its record */
+		json_t *w = snap ? workload_of(snap, getpid()) : NULL;
+		print_error("ledger not in the snapshot: %s; this workload %s, tasks kept %llu, dropped %llu\n",
+		            snap ? "answered" : "no answer", w ? "followed" : "not followed",
+		            (unsigned long long)jint(w, "tasks_kept"), (unsigned long long)jint(w, "tasks_dropped"));
+	}
+	assert_non_null(task);
+	print_message("ledger: status %s, message \"%s\", %zu restarts in its history\n",
+	              json_string_value(json_object_get(task, "status")),
+	              json_string_value(json_object_get(task, "message")) ?: "(null)",
+	              json_array_size(json_object_get(task, "restart_history")));
+	assert_string_equal(json_string_value(json_object_get(task, "status")), "panicked");
+	assert_string_equal(json_string_value(json_object_get(task, "message")), "ledger corrupt (run 3)");
+	json_t *hist = json_object_get(task, "restart_history");
+	assert_int_equal(json_array_size(hist), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *r = json_array_get(hist, i);
+		assert_int_equal(jint(r, "attempt"), i + 1);
+		assert_int_equal(jint(r, "delay_ms"), 20 * (i + 1));
+		assert_true(jint(r, "at_ns") > 0);
+	}
+	assert_true(jint(json_array_get(hist, 1), "at_ns") - jint(json_array_get(hist, 0), "at_ns") >= 20000000ull);
+	json_decref(snap);
+	tm_shutdown();
+	unsetenv("TASKMON_SOCKET");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -488,6 +570,7 @@ int main(void)
 		cmocka_unit_test(test_dead_workload),
 		cmocka_unit_test(test_malformed_request),
 		cmocka_unit_test(test_second_collector_refused),
+		cmocka_unit_test(test_restart_delays_and_message),
 	};
 	return cmocka_run_group_tests(tests, start_daemon, stop_daemon);
 }

@@ -315,6 +315,145 @@ static void test_registry(void **state)
 	tmd_merge_free(m);
 }
 
+static int panics(void *arg)
+{
+	tm_panic("disk on fire: %s\n(errno 28)", (const char *)arg);
+}
+
+static json_t *snapshot_task(json_t *snap, uint64_t id)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(snap, "tasks"), i, t)
+		if ((uint64_t)json_integer_value(json_object_get(t, "id")) == id)
+			return t;
+	return NULL;
+}
+
+/* Panics on its first run, then waits to be cancelled. */
+static int panics_once(void *arg)
+{
+	if (__atomic_fetch_add((unsigned *)arg, 1, __ATOMIC_RELAXED) == 0)
+		tm_panic("first run fails");
+	while (tm_sleep_ms(1000) == 0)
+		;
+	return 0;
+}
+
+/* A panicked task's message comes from the registry's ring, a critical
+ * task's restart delays from its task_restart events; both reach the
+ * snapshot. */
+static void test_messages_and_restarts(void **state)
+{
+	(void)state;
+	struct tmd_merge *m;
+	pid_t me = getpid();
+	tm_task *t, *c, *ok;
+	enum tm_status st;
+	assert_int_equal(tm_init(NULL), 0);
+	assert_int_equal(tm_spawn(&t, "burner", panics, (void *)"/var", NULL), 0);
+	uint64_t tid = tm_task_id(t);   /* tm_join gives the handle back */
+	assert_int_equal(tm_join(t, -1, &st, NULL), 0);
+	assert_int_equal(st, TM_PANICKED);
+	assert_int_equal(tm_spawn_critical(&c, "keeper", panics, (void *)"/srv",
+	                                   TM_CRITICAL_OPTS(.restart = TM_RESTART_ON_PANIC, .max_restarts = 2,
+	                                                    .backoff = { TM_BACKOFF_FIXED, .base_ms = 1 })), 0);
+	uint64_t cid = tm_task_id(c);
+	assert_int_equal(tm_join(c, -1, &st, NULL), 0);
+	assert_int_equal(st, TM_PANICKED);
+	assert_int_equal(tm_spawn(&ok, "fine", quick, NULL, NULL), 0);
+	uint64_t okid = tm_task_id(ok);
+	assert_int_equal(tm_join(ok, -1, NULL, NULL), 0);
+
+	assert_int_equal(tmd_merge_new(&m, NULL), 0);
+	assert_int_equal(tmd_merge_add(m, me, bt_now_ns()), 0);
+	/* The kernel side's restart events, as the USDT probe reports them: ten,
+	 * of which the last TMD_RESTART_HIST are kept. */
+	for (uint64_t a = 1; a <= 10; a++) {
+		struct tm_ev_task_restart e;
+		memset(&e, 0, sizeof(e));
+		e.h = (struct tm_ev_hdr){ .ts_ns = bt_now_ns(), .task_id = cid, .kind = TM_EV_TASK_RESTART,
+		                          .pid = (__u32)me, .tid = (__u32)me };
+		e.attempt = a;
+		e.delay_ms = 100 * a;
+		feed(m, &e, sizeof(e), bt_now_ns());
+	}
+	const struct tmd_task *mt = tmd_merge_find_task(m, me, tid);
+	assert_non_null(mt);
+	assert_non_null(mt->extra);
+	assert_string_equal(mt->extra->message, "disk on fire: /var (errno 28)");
+	assert_int_equal(mt->extra->message_kind, TM_SHM_MSG_PANIC);
+	mt = tmd_merge_find_task(m, me, cid);
+	assert_int_equal(mt->extra->restart_events, 10);
+	assert_int_equal(mt->extra->nrestarts, TMD_RESTART_HIST);
+	assert_null(tmd_merge_find_task(m, me, okid)->extra);   /* nothing extra for a plain task */
+
+	/* A critical task still running after a restart: its previous run's panic
+	 * message is looked up at the registry read after the restart event. */
+	unsigned runs = 0;
+	tm_task *lp;
+	assert_int_equal(tm_spawn_critical(&lp, "looper", panics_once, &runs,
+	                                   TM_CRITICAL_OPTS(.restart = TM_RESTART_ON_PANIC,
+	                                                    .backoff = { TM_BACKOFF_FIXED, .base_ms = 0 })), 0);
+	uint64_t lid = tm_task_id(lp);
+	for (int i = 0; i < 500 && __atomic_load_n(&runs, __ATOMIC_RELAXED) < 2; i++)
+		usleep(2000);
+	assert_int_equal(__atomic_load_n(&runs, __ATOMIC_RELAXED), 2);
+	tmd_merge_refresh(m, bt_now_ns(), 0);
+	const struct tmd_task *lt = tmd_merge_find_task(m, me, lid);
+	assert_non_null(lt);
+	assert_int_equal(lt->status, TM_RUNNING);
+	assert_true(lt->extra == NULL || lt->extra->message == NULL);   /* no restart event yet: not looked for */
+	struct tm_ev_task_restart re;
+	memset(&re, 0, sizeof(re));
+	re.h = (struct tm_ev_hdr){ .ts_ns = bt_now_ns(), .task_id = lid, .kind = TM_EV_TASK_RESTART,
+	                           .pid = (__u32)me, .tid = (__u32)me };
+	re.attempt = 1;
+	feed(m, &re, sizeof(re), bt_now_ns());
+	tmd_merge_refresh(m, bt_now_ns(), 0);
+	lt = tmd_merge_find_task(m, me, lid);
+	assert_non_null(lt->extra);
+	assert_string_equal(lt->extra->message, "first run fails");
+	assert_int_equal(tm_cancel(lp), 0);
+	assert_int_equal(tm_join(lp, -1, &st, NULL), 0);
+	assert_int_equal(st, TM_CANCELLED);
+
+	size_t len;
+	struct tmd_collector_info ci = { .pid = 1, .mode = "tp_btf", .started_ns = bt_now_ns() };
+	char *doc = tmd_snapshot_json(m, &ci, TMD_SNAPSHOT_OPTS(.all_workloads = true), bt_now_ns(), &len);
+	json_error_t jerr;
+	json_t *j = json_loads(doc, 0, &jerr);
+	free(doc);
+	assert_non_null(j);
+	json_t *jt = snapshot_task(j, tid);
+	assert_non_null(jt);
+	assert_string_equal(json_string_value(json_object_get(jt, "status")), "panicked");
+	assert_string_equal(json_string_value(json_object_get(jt, "message")), "disk on fire: /var (errno 28)");
+	assert_int_equal(json_array_size(json_object_get(jt, "restart_history")), 0);
+	jt = snapshot_task(j, cid);
+	assert_non_null(jt);
+	assert_int_equal(json_integer_value(json_object_get(jt, "restarts")), 2);
+	assert_string_equal(json_string_value(json_object_get(jt, "message")), "disk on fire: /srv (errno 28)");
+	json_t *hist = json_object_get(jt, "restart_history");
+	assert_int_equal(json_array_size(hist), TMD_RESTART_HIST);
+	uint64_t prev_at = 0;
+	for (size_t i = 0; i < TMD_RESTART_HIST; i++) {
+		json_t *r = json_array_get(hist, i);
+		uint64_t want = 10 - TMD_RESTART_HIST + 1 + i;   /* oldest first, the first two dropped */
+		assert_int_equal(json_integer_value(json_object_get(r, "attempt")), want);
+		assert_int_equal(json_integer_value(json_object_get(r, "delay_ms")), 100 * want);
+		uint64_t at = (uint64_t)json_integer_value(json_object_get(r, "at_ns"));
+		assert_true(at >= prev_at && at > 0);
+		prev_at = at;
+	}
+	jt = snapshot_task(j, okid);
+	assert_true(json_is_null(json_object_get(jt, "message")));
+	assert_int_equal(json_array_size(json_object_get(jt, "restart_history")), 0);
+	json_decref(j);
+	tmd_merge_free(m);
+	tm_shutdown();
+}
+
 /* Starts the integration workload (no collector) and waits for "done". */
 static pid_t start_workload(const char *tasks, FILE **out, int *in)
 {
@@ -484,6 +623,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_events),
 		cmocka_unit_test(test_bounds_and_retention),
 		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_messages_and_restarts),
 		cmocka_unit_test(test_dead_workload),
 		cmocka_unit_test(test_snapshot_json),
 	};

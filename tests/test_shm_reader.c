@@ -41,7 +41,9 @@ const char *__tsan_default_options(void)
 #define HDR_SIZE    sizeof(struct tm_shm_header)
 #define TYPES_OFF   HDR_SIZE
 #define SLOTS_OFF   (TYPES_OFF + TM_MAX_TYPES * sizeof(struct tm_shm_type))
-#define SEG_SIZE(n) (SLOTS_OFF + (n) * sizeof(struct tm_shm_slot))
+#define MSGS_OFF(n) (SLOTS_OFF + (n) * sizeof(struct tm_shm_slot))
+#define NMSGS       8
+#define SEG_SIZE(n) (MSGS_OFF(n) + NMSGS * sizeof(struct tm_shm_message))
 
 struct seg {
 	unsigned char *buf;
@@ -68,6 +70,11 @@ static struct tm_shm_type *T(struct seg *s, int i)
 static struct tm_shm_slot *S(struct seg *s, int i)
 {
 	return (void *)(s->buf + SLOTS_OFF + (size_t)i * sizeof(struct tm_shm_slot));
+}
+
+static struct tm_shm_message *M(struct seg *s, int i)
+{
+	return (void *)(s->buf + H(s)->messages_offset + (size_t)i * sizeof(struct tm_shm_message));
 }
 
 /* ---- building segments ---------------------------------------------------- */
@@ -141,6 +148,36 @@ static void build_slots(struct seg *s)
 	H(s)->slots_used = 11;
 }
 
+static void put_message(struct seg *s, int i, uint32_t seq, uint64_t task, uint64_t serial, unsigned kind,
+			const char *text)
+{
+	struct tm_shm_message *m = M(s, i);
+	memset(m, 0, sizeof(*m));
+	m->seq = seq;
+	m->task_id = task;
+	m->serial = serial;
+	m->kind = (uint8_t)kind;
+	m->time_ns = 1000 + serial;
+	m->restarts = (uint32_t)i;
+	m->len = (uint16_t)strnlen(text, TM_SHM_MESSAGE_TEXT);
+	memcpy(m->text, text, m->len < TM_SHM_MESSAGE_TEXT ? m->len : TM_SHM_MESSAGE_TEXT);
+}
+
+static void build_messages(struct seg *s)
+{
+	put_message(s, 0, 2, 2, 10, TM_SHM_MSG_PANIC, "boom!");
+	put_message(s, 1, 4, 2, 12, TM_SHM_MSG_PANIC, "second time");
+	put_message(s, 2, 2, 9, 11, TM_SHM_MSG_CRASH, "SIGSEGV at 0x0...");
+	M(s, 2)->flags = TM_SHM_MSG_F_CUT;
+	put_message(s, 3, 2, 3, 13, TM_SHM_MSG_PANIC, "forged length");
+	M(s, 3)->len = 200;                                      /* past the text: skipped, counted */
+	put_message(s, 4, 2, 4, 14, TM_SHM_MSG_PANIC, "no nul here");
+	M(s, 4)->len = 5;                                        /* text[5] is not the NUL */
+	put_message(s, 5, 2, 5, 15, TM_SHM_MSG_PANIC, "\033[2Jred"); /* terminal escape */
+	put_message(s, 6, 3, 6, 16, TM_SHM_MSG_PANIC, "being written");  /* odd: left out */
+	/* entry 7 never used */
+}
+
 static void build_segment(struct seg *s, uint32_t nslots, pid_t pid, uint64_t ticks)
 {
 	s->size = SEG_SIZE(nslots);
@@ -156,6 +193,9 @@ static void build_segment(struct seg *s, uint32_t nslots, pid_t pid, uint64_t ti
 	h->hist_buckets = TM_HIST_BUCKETS;
 	h->types_offset = TYPES_OFF;
 	h->slots_offset = SLOTS_OFF;
+	h->messages_offset = MSGS_OFF(nslots);
+	h->message_size = sizeof(struct tm_shm_message);
+	h->message_count = NMSGS;
 	h->total_size = s->size;
 	h->slot_count = nslots;
 	h->pid = pid;
@@ -166,6 +206,7 @@ static void build_segment(struct seg *s, uint32_t nslots, pid_t pid, uint64_t ti
 	h->tracker_bytes = 4096;
 	build_types(s);
 	build_slots(s);
+	build_messages(s);
 }
 
 static void build_valid(struct seg *s, pid_t pid, uint64_t ticks)
@@ -408,6 +449,137 @@ static void test_busy_slots_bounded(void **state)
 	free(s.buf);
 }
 
+/* ---- the message ring ------------------------------------------------------- */
+
+static void test_valid_messages(void **state)
+{
+	struct fx *f = *state;
+	tm_shm_reader *r = open_ok(f->path);
+	struct tm_shm_message_info m[NMSGS];
+	memset(m, 0xa5, sizeof(m));
+	assert_int_equal(tm_shm_read_messages(r, m, NMSGS), 3);
+	/* forged length, missing NUL, terminal escape; the odd one is busy, not invalid */
+	assert_int_equal(tm_shm_invalid_records(r), 3);
+	assert_int_equal(m[0].serial, 12);   /* newest first */
+	assert_int_equal(m[0].task_id, 2);
+	assert_string_equal(m[0].text, "second time");
+	assert_int_equal(m[0].kind, TM_SHM_MSG_PANIC);
+	assert_int_equal(m[0].restarts, 1);
+	assert_int_equal(m[0].time_ns, 1012);
+	assert_false(m[0].cut);
+	assert_int_equal(m[1].task_id, 9);
+	assert_int_equal(m[1].kind, TM_SHM_MSG_CRASH);
+	assert_true(m[1].cut);
+	assert_int_equal(m[2].task_id, 2);
+	assert_string_equal(m[2].text, "boom!");
+
+	assert_int_equal(tm_shm_read_messages(r, m, 1), 1);
+	assert_int_equal(m[0].serial, 12);
+	assert_int_equal(tm_shm_read_messages(r, NULL, 0), 0);
+	assert_int_equal(tm_shm_read_messages(r, NULL, 1), -EINVAL);
+	assert_int_equal(tm_shm_read_task_message(r, 2, &m[0]), 0);
+	assert_string_equal(m[0].text, "second time");
+	assert_int_equal(tm_shm_read_task_message(r, 9, &m[0]), 0);
+	assert_string_equal(m[0].text, "SIGSEGV at 0x0...");
+	assert_int_equal(tm_shm_read_task_message(r, 3, &m[0]), -ENOENT);   /* only a forged one */
+	assert_int_equal(tm_shm_read_task_message(r, 6, &m[0]), -ENOENT);   /* only a torn one */
+	assert_int_equal(tm_shm_read_task_message(r, 77, &m[0]), -ENOENT);
+	assert_non_null(strstr(tm_last_error(), "no message of task 77"));
+	assert_int_equal(tm_shm_read_task_message(r, 0, &m[0]), -EINVAL);
+	tm_shm_close(r);
+
+	/* bad kind, task id 0, length exactly at the end of the text, a full-length text */
+	put_message(&f->seg, 0, 2, 20, 30, 3, "kind 3");
+	put_message(&f->seg, 1, 2, 0, 31, TM_SHM_MSG_PANIC, "task 0");
+	put_message(&f->seg, 2, 2, 21, 32, TM_SHM_MSG_PANIC, "x");
+	memset(M(&f->seg, 2)->text, 'x', TM_SHM_MESSAGE_TEXT);
+	M(&f->seg, 2)->len = TM_SHM_MESSAGE_TEXT;
+	put_message(&f->seg, 3, 2, 22, 33, TM_SHM_MSG_PANIC, "x");
+	memset(M(&f->seg, 3)->text, 'y', TM_SHM_MESSAGE_TEXT - 1);
+	M(&f->seg, 3)->len = TM_SHM_MESSAGE_TEXT - 1;
+	write_seg(f->path, &f->seg);
+	r = open_ok(f->path);
+	assert_int_equal(tm_shm_read_messages(r, m, NMSGS), 1);
+	assert_int_equal(m[0].task_id, 22);
+	assert_int_equal(strlen(m[0].text), TM_SHM_MESSAGE_TEXT - 1);
+	assert_int_equal(tm_shm_invalid_records(r), 5);
+	tm_shm_close(r);
+
+	/* no ring at all: no messages, and the rest reads as before */
+	H(&f->seg)->message_count = 0;
+	H(&f->seg)->message_size = 0;
+	write_seg(f->path, &f->seg);
+	r = open_ok(f->path);
+	assert_int_equal(tm_shm_read_messages(r, m, NMSGS), 0);
+	assert_int_equal(tm_shm_read_task_message(r, 2, &m[0]), -ENOENT);
+	tm_shm_close(r);
+}
+
+/* Every entry being written: the reader gives up after its retry budget. */
+static void test_busy_messages_bounded(void **state)
+{
+	struct fx *f = *state;
+	struct tm_shm_message_info m[NMSGS];
+	for (int i = 0; i < NMSGS; i++)
+		M(&f->seg, i)->seq = 7;
+	write_seg(f->path, &f->seg);
+	tm_shm_reader *r = open_ok(f->path);
+	assert_int_equal(tm_shm_read_messages(r, m, NMSGS), 0);
+	assert_int_equal(tm_shm_invalid_records(r), 0);
+	tm_shm_close(r);
+}
+
+static int panicking(void *arg)
+{
+	tm_panic("%s", (const char *)arg);
+}
+
+static uint64_t panic_task(const char *msg)
+{
+	tm_task *t;
+	enum tm_status st;
+	assert_int_equal(tm_spawn(&t, "panicker", panicking, (void *)msg, NULL), 0);
+	uint64_t id = tm_task_id(t);
+	assert_int_equal(tm_join(t, -1, &st, NULL), 0);
+	assert_int_equal(st, TM_PANICKED);
+	return id;
+}
+
+/* The library's own ring: what tm_panic wrote, as another process reads it. */
+static void test_library_messages(void **state)
+{
+	(void)state;
+	char longmsg[300];
+	memset(longmsg, 'z', sizeof(longmsg) - 1);
+	longmsg[sizeof(longmsg) - 1] = '\0';
+	assert_int_equal(tm_init(NULL), 0);
+	uint64_t a = panic_task("disk full\non /var\t(errno 28) \001");
+	uint64_t b = panic_task(longmsg);
+	tm_shm_reader *r;
+	assert_int_equal(tm_shm_open_pid(&r, getpid()), 0);
+	struct tm_shm_message_info m;
+	assert_int_equal(tm_shm_read_task_message(r, a, &m), 0);
+	assert_string_equal(m.text, "disk full on /var (errno 28) ?");
+	assert_int_equal(m.kind, TM_SHM_MSG_PANIC);
+	assert_false(m.cut);
+	assert_true(m.time_ns > 0);
+	assert_int_equal(tm_shm_read_task_message(r, b, &m), 0);
+	assert_true(m.cut);
+	assert_int_equal(strlen(m.text), TM_SHM_MESSAGE_TEXT - 1);
+	assert_string_equal(m.text + TM_SHM_MESSAGE_TEXT - 4, "...");
+	/* the ring keeps the newest TM_SHM_MESSAGES: the first is overwritten in time */
+	for (int i = 0; i < TM_SHM_MESSAGES; i++)
+		panic_task("again");
+	assert_int_equal(tm_shm_read_task_message(r, a, &m), -ENOENT);
+	static struct tm_shm_message_info all[TM_SHM_MESSAGES + 1];
+	assert_int_equal(tm_shm_read_messages(r, all, TM_SHM_MESSAGES + 1), TM_SHM_MESSAGES);
+	for (int i = 1; i < TM_SHM_MESSAGES; i++)
+		assert_true(all[i - 1].serial > all[i].serial);
+	assert_int_equal(tm_shm_invalid_records(r), 0);
+	tm_shm_close(r);
+	tm_shutdown();
+}
+
 /* ---- forged segments -------------------------------------------------------- */
 
 #define TM_STR_(x) #x
@@ -437,13 +609,26 @@ static void slots_in_header(struct seg *s) { H(s)->slots_offset = 200; }
 static void slots_overflow(struct seg *s) { H(s)->slots_offset = UINT64_MAX - 7; }
 static void types_overflow(struct seg *s) { H(s)->types_offset = UINT64_MAX - 0xfff; }
 static void slots_too_many(struct seg *s) { H(s)->slot_count = UINT32_MAX; }
-static void slots_one_too_many(struct seg *s) { H(s)->slot_count = NSLOTS + 1; }
+static void slots_one_too_many(struct seg *s) { H(s)->slot_count = NSLOTS + 1; }   /* into the ring */
 static void types_past_end(struct seg *s) { H(s)->types_offset = SLOTS_OFF; }
 static void regions_overlap(struct seg *s) { H(s)->slots_offset = TYPES_OFF + 8; H(s)->slot_count = 1; }
 static void regions_same(struct seg *s) { H(s)->slots_offset = TYPES_OFF; }
 static void zero_pid(struct seg *s) { H(s)->pid = 0; }
 static void negative_pid(struct seg *s) { H(s)->pid = -5; }
-static void short_of_slots(struct seg *s) { s->size -= sizeof(struct tm_shm_slot); H(s)->total_size = s->size; }
+static void short_of_slots(struct seg *s)
+{
+	H(s)->message_count = 0;
+	s->size = MSGS_OFF(NSLOTS) - sizeof(struct tm_shm_slot);
+	H(s)->total_size = s->size;
+}
+static void bad_message_size(struct seg *s) { H(s)->message_size = 8; }
+static void msgs_too_many(struct seg *s) { H(s)->message_count = 65537; }
+static void msgs_one_too_many(struct seg *s) { H(s)->message_count = NMSGS + 1; }
+static void msgs_misaligned(struct seg *s) { H(s)->messages_offset += 4; }
+static void msgs_in_header(struct seg *s) { H(s)->messages_offset = 8; }
+static void msgs_in_types(struct seg *s) { H(s)->messages_offset = TYPES_OFF + 64; }
+static void msgs_in_slots(struct seg *s) { H(s)->messages_offset = SLOTS_OFF + 8 * sizeof(struct tm_shm_slot); }
+static void msgs_overflow(struct seg *s) { H(s)->messages_offset = UINT64_MAX - 7; }
 static void shorter_than_header(struct seg *s) { s->size = 100; }
 static void empty_file(struct seg *s) { s->size = 0; }
 static void longer_than_total(struct seg *s) { H(s)->total_size -= 8; }
@@ -465,7 +650,7 @@ static const struct forgery forgeries[] = {
 	{ "slots overflow", slots_overflow, "slot region offset 18446744073709551608 + 12 x" },
 	{ "types overflow", types_overflow, "type region offset 18446744073709547520 + 32 x" },
 	{ "slot count huge", slots_too_many, "slot region ends past the end of the file" },
-	{ "slot count +1", slots_one_too_many, "slot region ends past the end of the file" },
+	{ "slot count +1", slots_one_too_many, "overlaps the type or slot region" },
 	{ "types past end", types_past_end, "type region ends past the end of the file" },
 	{ "overlap", regions_overlap, "and slot region [" },
 	{ "same region", regions_same, "overlap" },
@@ -475,6 +660,14 @@ static const struct forgery forgeries[] = {
 	{ "shorter than header", shorter_than_header, "file is 100 bytes, shorter than the" },
 	{ "empty", empty_file, "file is 0 bytes, shorter than the" },
 	{ "longer than total", longer_than_total, "in the header, but the file has" },
+	{ "message size", bad_message_size, "message size is 8, this reader expects" },
+	{ "message count huge", msgs_too_many, "message count 65537 is more than the 65536" },
+	{ "message count +1", msgs_one_too_many, "message region ends past the end of the file" },
+	{ "messages misaligned", msgs_misaligned, "message region offset" },
+	{ "messages in header", msgs_in_header, "message region at offset 8 overlaps the header" },
+	{ "messages in types", msgs_in_types, "overlaps the type or slot region" },
+	{ "messages in slots", msgs_in_slots, "overlaps the type or slot region" },
+	{ "messages overflow", msgs_overflow, "message region offset 18446744073709551608 + 8 x" },
 };
 
 static void test_forged(void **state)
@@ -628,6 +821,9 @@ static void test_truncated_while_open(void **state)
 	assert_eio(tm_shm_read_types(r, t, TM_MAX_TYPES));
 	assert_eio(tm_shm_read_stats(r, &st));
 	assert_eio(tm_shm_read_tasks(r, ti, NSLOTS, false));
+	struct tm_shm_message_info mi[NMSGS];
+	assert_eio(tm_shm_read_messages(r, mi, NMSGS));
+	assert_eio(tm_shm_read_task_message(r, 2, mi));
 	assert_false(tm_shm_is_closed(r));   /* the header page is still there */
 	assert_int_equal(truncate(f->path, 0), 0);
 	assert_false(tm_shm_is_closed(r));
@@ -955,6 +1151,71 @@ static void test_concurrent_writer(void **state)
 	(void)seen;
 }
 
+/* The library's writer protocol on one ring entry, as fast as it goes. */
+static void store_message(struct tm_shm_message *e, uint64_t n)
+{
+	uint64_t text[TM_SHM_MESSAGE_TEXT / 8] = { 0 };
+	int len = snprintf((char *)text, sizeof(text), "message %llu", (unsigned long long)n);
+	uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->task_id, n, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->serial, n, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->kind, (uint8_t)TM_SHM_MSG_PANIC, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->len, (uint16_t)len, __ATOMIC_RELEASE);
+	for (size_t i = 0; i < TM_SHM_MESSAGE_TEXT / 8; i++)
+		__atomic_store_n((uint64_t *)(void *)e->text + i, text[i], __ATOMIC_RELEASE);
+	__atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+struct msg_writer {
+	struct tm_shm_message *ring;
+	int done;
+};
+
+static void *msg_writer_main(void *arg)
+{
+	struct msg_writer *w = arg;
+	for (uint64_t n = 1; n <= 200000; n++)
+		store_message(&w->ring[n % NMSGS], n);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Torn writes: every message handed out is one the writer wrote whole. */
+static void test_concurrent_message_writer(void **state)
+{
+	struct fx *f = *state;
+	memset(M(&f->seg, 0), 0, NMSGS * sizeof(struct tm_shm_message));
+	write_seg(f->path, &f->seg);
+	int fd = open(f->path, O_RDWR);
+	assert_true(fd >= 0);
+	unsigned char *map = mmap(NULL, f->seg.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	close(fd);
+	tm_shm_reader *r = open_ok(f->path);
+	struct msg_writer w = { .ring = (void *)(map + H(&f->seg)->messages_offset) };
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, msg_writer_main, &w), 0);
+	struct tm_shm_message_info m[NMSGS];
+	char want[TM_SHM_MESSAGE_TEXT];
+	while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE)) {
+		int n = tm_shm_read_messages(r, m, NMSGS);
+		assert_true(n >= 0 && n <= NMSGS);
+		for (int i = 0; i < n; i++) {
+			snprintf(want, sizeof(want), "message %llu", (unsigned long long)m[i].task_id);
+			if (m[i].serial != m[i].task_id || strcmp(m[i].text, want) != 0)
+				fail_msg("torn message: task %llu serial %llu text %s", (unsigned long long)m[i].task_id,
+					 (unsigned long long)m[i].serial, m[i].text);
+		}
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(tm_shm_read_messages(r, m, NMSGS), NMSGS);
+	assert_int_equal(m[0].serial, 200000);
+	assert_int_equal(tm_shm_invalid_records(r), 0);
+	tm_shm_close(r);
+	munmap(map, f->seg.size);
+}
+
 /* ---- random damage ------------------------------------------------------------------ */
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
@@ -970,11 +1231,13 @@ static uint64_t rng(void)
 /* Mostly where a flip changes a decision: the header, the slots, type names. */
 static size_t pick_offset(size_t size)
 {
-	switch (rng() % 6) {
+	switch (rng() % 7) {
 	case 0: case 1:
 		return rng() % HDR_SIZE;
 	case 2: case 3:
 		return SLOTS_OFF + rng() % (size - SLOTS_OFF);
+	case 5:
+		return MSGS_OFF(NSLOTS) + rng() % (NMSGS * sizeof(struct tm_shm_message));
 	case 4:
 		return TYPES_OFF + (rng() % TM_MAX_TYPES) * sizeof(struct tm_shm_type) + rng() % 160;
 	default:
@@ -1006,6 +1269,17 @@ static void read_everything(const char *path, unsigned *opened)
 		assert_true((unsigned)ti[i].status < TM_STATUS_COUNT);
 		assert_true(ti[i].tid >= 0);
 		assert_true(strlen(ti[i].name) > 0 && strlen(ti[i].name) < TM_NAME_MAX);
+	}
+	struct tm_shm_message_info mi[NMSGS];
+	rc = tm_shm_read_messages(r, mi, NMSGS);
+	assert_true(rc >= 0 && rc <= NMSGS);
+	for (int i = 0; i < rc; i++) {
+		size_t n = strlen(mi[i].text);
+		assert_true(n < TM_SHM_MESSAGE_TEXT && mi[i].task_id != 0);
+		assert_true(mi[i].kind == TM_SHM_MSG_PANIC || mi[i].kind == TM_SHM_MSG_CRASH);
+		for (size_t k = 0; k < n; k++)
+			assert_true(mi[i].text[k] >= 0x20 && mi[i].text[k] <= 0x7e);
+		assert_true(i == 0 || mi[i - 1].serial >= mi[i].serial);
 	}
 	(void)tm_shm_is_closed(r);
 	(void)tm_shm_is_stale(r);
@@ -1045,6 +1319,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 5 && strcmp(argv[1], "--chain-child") == 0)
 		return chain_child(argv[2], argv[3], argv[4]);
+	/* Never register with a collector that may run on this machine. */
+	setenv("TASKMON_SOCKET", "/nonexistent/taskmond.sock", 1);
 	capture_reader_handler();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_valid_header, setup, teardown),
@@ -1052,6 +1328,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_valid_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_valid_tasks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_slots_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_valid_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_messages_bounded, setup, teardown),
+		cmocka_unit_test(test_library_messages),
 		cmocka_unit_test_setup_teardown(test_forged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_names_pid, setup, teardown),
@@ -1063,6 +1342,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_pid_remove_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_message_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_damage, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("shm_reader", tests, NULL, NULL);

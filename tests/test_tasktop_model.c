@@ -21,6 +21,8 @@
 #include "json_scan.h"
 #include "model.h"
 #include "snapshot_parse.h"
+#include "source.h"
+#include "taskmon.h"
 #include "tasktop_fixtures.h"
 #include "warnings.h"
 
@@ -77,6 +79,19 @@ static void check_task(const json_t *jt, const struct tt_task *t)
 	assert_int_equal(t->spawn_ns, ju(jt, "spawn_ns"));
 	assert_int_equal(t->start_ns, ju(jt, "start_ns"));
 	assert_int_equal(t->end_ns, ju(jt, "end_ns"));
+	const json_t *msg = json_object_get(jt, "message");
+	if (json_is_string(msg))
+		assert_string_equal(t->panic_message, json_string_value(msg));
+	else
+		assert_null(t->panic_message);
+	const json_t *rh = json_object_get(jt, "restart_history");
+	assert_int_equal(t->restart_delays_known, json_is_array(rh));
+	assert_int_equal(t->nrestart_delays, json_array_size(rh));
+	for (size_t i = 0; i < t->nrestart_delays; i++) {
+		assert_int_equal(t->restart_delays[i].at_ns, ju(json_array_get(rh, i), "at_ns"));
+		assert_int_equal(t->restart_delays[i].attempt, ju(json_array_get(rh, i), "attempt"));
+		assert_int_equal(t->restart_delays[i].delay_ms, ju(json_array_get(rh, i), "delay_ms"));
+	}
 	const json_t *k = json_object_get(jt, "kernel");
 	assert_true(t->k.present);
 	assert_int_equal(t->k.oncpu_ns, ju(k, "oncpu_ns"));
@@ -152,6 +167,12 @@ static void test_parse_real_snapshot(void **state)
 	}
 	assert_int_equal(m->nmtypes, json_array_size(json_object_get(j, "types")));
 	assert_int_equal(m->tasks_omitted, ju(j, "tasks_omitted"));
+	/* the panicked task's message and the critical task's restart delay */
+	size_t pi = tt_model_find_task(m, 10543, 708), ci = tt_model_find_task(m, 10543, 1);
+	assert_true(pi != SIZE_MAX && ci != SIZE_MAX);
+	assert_string_equal(m->tasks[pi].panic_message, "short read from peer 10.0.0.7: got 3 of 16 bytes");
+	assert_int_equal(m->tasks[ci].nrestart_delays, 1);
+	assert_int_equal(m->tasks[ci].restart_delays[0].delay_ms, 100);
 	/* header latency: the kernel's machine-wide histogram */
 	assert_true(m->header_latency_kernel);
 	assert_int_equal(m->header_latency.p99_ns,
@@ -344,6 +365,18 @@ static void test_hostile_names_and_numbers(void **state)
 	assert_int_equal(m->tasks[1].age_ns, 0);              /* end before spawn: no age */
 	assert_string_equal(m->tasks[2].name.s, "esc\\\"quote\\\\back/slash\b\f\n\r\t");
 	assert_int_equal(m->tasks[2].rc, INT32_MIN);
+	/* messages: kept raw up to an embedded NUL (escaped when drawn); a number is no message */
+	assert_string_equal(m->tasks[0].panic_message, "boom\x1b[2J");
+	assert_null(m->tasks[1].panic_message);
+	assert_null(m->tasks[2].panic_message);
+	/* restart history: the newest TT_RESTART_HIST_N objects, numbers clamped, others skipped */
+	assert_false(m->tasks[0].restart_delays_known);
+	assert_true(m->tasks[1].restart_delays_known);
+	assert_int_equal(m->tasks[1].nrestart_delays, TT_RESTART_HIST_N);
+	assert_int_equal(m->tasks[1].restart_delays[0].attempt, 3);
+	assert_int_equal(m->tasks[1].restart_delays[TT_RESTART_HIST_N - 1].attempt, 10);
+	assert_int_equal(m->tasks[1].restart_delays[TT_RESTART_HIST_N - 1].delay_ms, INT64_MAX);
+	assert_false(m->tasks[2].restart_delays_known);   /* an object, not an array */
 	/* derived figures stay in range with clamped sums */
 	assert_int_equal(tt_model_diff(NULL, m), 0);
 	assert_true(m->tasks[1].cpu_pct >= 0 && m->tasks[1].cpu_pct <= 100);
@@ -795,8 +828,43 @@ static void test_parse_cost_1000_tasks(void **state)
 	free(doc);
 }
 
+static int panicking(void *arg)
+{
+	tm_panic("checksum mismatch in %s", (const char *)arg);
+}
+
+/* Standalone: a panicked task's message comes out of its workload's segment. */
+static void test_standalone_message(void **state)
+{
+	(void)state;
+	tm_task *t;
+	enum tm_status st;
+	assert_int_equal(tm_init(NULL), 0);
+	assert_int_equal(tm_spawn(&t, "verifier", panicking, (void *)"block 7", NULL), 0);
+	uint64_t id = tm_task_id(t);
+	assert_int_equal(tm_join(t, -1, &st, NULL), 0);
+	assert_int_equal(st, TM_PANICKED);
+	struct tt_source *src;
+	char err[256];
+	assert_int_equal(tt_source_open_shm(&src, TT_SOURCE_OPTS(.no_proc = true, .no_crashes = true), err, sizeof(err)),
+	                 0);
+	struct tt_model *m = NULL;
+	assert_int_equal(tt_source_fetch(src, 100, &m), 0);
+	size_t i = tt_model_find_task(m, getpid(), id);
+	assert_true(i != SIZE_MAX);
+	assert_int_equal(m->tasks[i].state, TT_ST_PANICKED);
+	assert_non_null(m->tasks[i].panic_message);
+	assert_string_equal(m->tasks[i].panic_message, "checksum mismatch in block 7");
+	assert_false(m->tasks[i].restart_delays_known);   /* the kernel's events only */
+	tt_model_free(m);
+	tt_source_close(src);
+	tm_shutdown();
+}
+
 int main(void)
 {
+	/* Never register with a collector that may run on this machine. */
+	setenv("TASKMON_SOCKET", "/nonexistent/taskmond.sock", 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_real_snapshot),
 		cmocka_unit_test(test_diff_real_snapshots),
@@ -814,6 +882,7 @@ int main(void)
 		cmocka_unit_test(test_crash_log_incremental),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_parse_cost_1000_tasks),
+		cmocka_unit_test(test_standalone_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

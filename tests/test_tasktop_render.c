@@ -554,10 +554,29 @@ static void test_detail(void **state)
 	assert_string_equal(line(f, 8), "State           running, age 1m01s, ran 1m01s, thread 4345, incarnations 1");
 	assert_true(find_row(f, "  [........................................] busy") > 0);
 	assert_true(find_row(f, "busy 1.0%  sched 0.0%  idle 99.0%") > 0);
-	int r = find_row(f, "Restarts        3 (seen growing at; the collector does not report the delays)");
+	int r = find_row(f, "Restarts        3 (seen growing at; this source does not report the delays)");
 	assert_true(r > 0);
 	assert_string_equal(line(f, r + 1), "                11:59:40  2 restarts");
 	assert_string_equal(line(f, r + 2), "                11:59:55  3 restarts");
+	/* A collector that reports the kernel's restart events: each with its delay,
+	 * at wall-clock times through the sample's two clocks. */
+	struct tt_task *t103 = &f->m->tasks[tt_model_find_task(f->m, 4242, 103)];
+	f->m->now_ns = 1000 * S_NS;
+	t103->restart_delays_known = true;
+	t103->restart_delays[0] = (struct tt_restart_delay){ 970 * S_NS, 1, 250 };
+	t103->restart_delays[1] = (struct tt_restart_delay){ 990 * S_NS, 2, 0 };
+	t103->nrestart_delays = 2;
+	render(f, 132, 40);
+	r = find_row(f, "Restarts        3 (the last 2 with their delays)");
+	assert_true(r > 0);
+	assert_string_equal(line(f, r + 1), "                11:59:30  attempt 1, after a delay of 250ms");
+	assert_string_equal(line(f, r + 2), "                11:59:50  attempt 2, after no delay");
+	t103->nrestart_delays = 0;   /* none yet: back to what was seen */
+	t103->panic_message = strdup("lost quorum\r\n");   /* its latest panicked run */
+	assert_non_null(t103->panic_message);
+	render(f, 132, 40);
+	assert_true(find_row(f, "Restarts        3 (seen growing at)") > 0);
+	assert_true(find_row(f, "Last panic      lost quorum\\x0d\\x0a") > 0);
 	assert_true(find_row(f, "Spawn latency of type database (kernel)") > 0);
 	assert_true(find_row(f, "    p99 ################################         1.20ms") > 0);
 	assert_true(find_row(f, "Run time of type database (on CPU per task)") > 0);
@@ -580,11 +599,26 @@ static void test_detail(void **state)
 	assert_true(i != SIZE_MAX);
 	assert_true(find_row(f, "Last status     failed, rc 7") > 0);
 	assert_true(find_row(f, "kernel totals") > 0);
-	/* A panicked one: no message outside the workload, said so. */
+	/* A panicked one without its message (the ring wrapped), said so. */
 	f->v.detail = (struct tt_row_key){ 5151, 5 };
 	render(f, 132, 40);
 	assert_true(find_row(f, "Task            5 evil\\x1b[2J\\x07name") > 0);
-	assert_true(find_row(f, "Panic message   not available outside the workload") > 0);
+	assert_true(find_row(f, "Panic message   not available (the workload's message ring no longer holds it)") > 0);
+	/* ... and with it: escaped, wrapped beside its label rather than cut. */
+	struct tt_task *t5 = &f->m->tasks[tt_model_find_task(f->m, 5151, 5)];
+	t5->panic_message = strdup("disk \x1b[2Jfull: ");
+	assert_non_null(t5->panic_message);
+	char *longer = malloc(300);
+	assert_non_null(longer);
+	snprintf(longer, 300, "%s%0150d", t5->panic_message, 7);
+	free(t5->panic_message);
+	t5->panic_message = longer;
+	render(f, 132, 40);
+	r = find_row(f, "Panic message   disk \\x1b[2Jfull: 000");
+	assert_true(r > 0);
+	assert_int_equal(strlen(line(f, r)), 132);
+	assert_true(strncmp(line(f, r + 1), "                0000", 20) == 0);
+	assert_true(strstr(line(f, r + 1), "07") != NULL);
 	assert_true(find_row(f, "Spawn latency of type general (library)") > 0);
 	assert_true(find_row(f, "needs the collector's kernel figures") > 0);
 	/* The whole histogram, where the source has it (standalone): one row per

@@ -19,6 +19,7 @@
 #define SLOW_EVERY_NS   1000000000ull      /* liveness, stale segments, departed workloads */
 #define TYPES_FORCE_NS  100000000ull       /* an unknown type id re-reads the names at most this often */
 #define OTHER_TYPE      "(other)"
+#define MAX_MESSAGES    1024               /* ring entries read per registry (the library's has 256) */
 
 struct tmd_merge {
 	struct tmd_merge_opts o;
@@ -33,6 +34,7 @@ struct tmd_merge {
 	size_t sync_cursor;
 	struct tm_shm_type_snapshot *types_buf;   /* [TM_MAX_TYPES]: registry reads */
 	struct tm_task_info *tasks_buf;           /* [o.max_tasks] */
+	struct tm_shm_message_info *msgs_buf;     /* [MAX_MESSAGES], allocated on first need */
 };
 
 static uint64_t sat_add(uint64_t a, uint64_t b)
@@ -305,8 +307,66 @@ static void fin_unlink(struct tmd_workload *w, struct tmd_task *t)
 	t->flags &= (uint8_t)~TMD_T_FINISHED;
 }
 
+/* ---- what few tasks have: messages, restart history ---------------------------- */
+
+static struct tmd_task_extra *extra_get(struct tmd_merge *m, struct tmd_task *t)
+{
+	if (!t->extra && (t->extra = calloc(1, sizeof(*t->extra))))
+		m->task_bytes += sizeof(*t->extra);
+	return t->extra;
+}
+
+static void extra_free(struct tmd_merge *m, struct tmd_task *t)
+{
+	if (!t->extra)
+		return;
+	if (t->extra->message)
+		m->task_bytes -= strlen(t->extra->message) + 1;
+	free(t->extra->message);
+	free(t->extra);
+	m->task_bytes -= sizeof(*t->extra);
+	t->extra = NULL;
+}
+
+static void note_restart(struct tmd_merge *m, struct tmd_task *t, const struct tm_ev_task_restart *e)
+{
+	struct tmd_task_extra *x = extra_get(m, t);
+	if (!x)
+		return;
+	x->restart_events++;
+	x->message_looked = false;   /* the incarnation that ended may have panicked: look at the next read */
+	if (x->nrestarts == TMD_RESTART_HIST) {
+		memmove(x->restarts, x->restarts + 1, (TMD_RESTART_HIST - 1) * sizeof(x->restarts[0]));
+		x->nrestarts--;
+	}
+	x->restarts[x->nrestarts++] = (struct tmd_restart){ .at_ns = e->h.ts_ns, .delay_ms = e->delay_ms,
+	                                                    .attempt = e->attempt };
+}
+
+static void set_message(struct tmd_merge *m, struct tmd_task *t, const struct tm_shm_message_info *mi)
+{
+	struct tmd_task_extra *x = extra_get(m, t);
+	if (!x)
+		return;
+	x->message_looked = true;
+	if (!mi)
+		return;
+	char text[TM_SHM_MESSAGE_TEXT];
+	printable(text, sizeof(text), mi->text, sizeof(mi->text));
+	char *copy = strdup(text);
+	if (!copy)
+		return;
+	if (x->message)
+		m->task_bytes -= strlen(x->message) + 1;
+	free(x->message);
+	x->message = copy;
+	x->message_kind = (uint8_t)mi->kind;
+	m->task_bytes += strlen(copy) + 1;
+}
+
 static void task_drop(struct tmd_merge *m, struct tmd_workload *w, struct tmd_task *t)
 {
+	extra_free(m, t);
 	fin_unlink(w, t);
 	index_del(w, t->id);
 	memset(t, 0, sizeof(*t));
@@ -462,7 +522,10 @@ static void sync_types(struct tmd_merge *m, struct tmd_workload *w)
 	w->invalid_records = tm_shm_invalid_records(w->reader);
 }
 
-static void merge_registry_task(struct tmd_merge *m, struct tmd_workload *w, const struct tm_task_info *ti)
+/* Merges one registry record; true when the task ended panicked or crashed,
+ * or restarted (an incarnation may have panicked), and the message ring was
+ * not searched for it since. */
+static bool merge_registry_task(struct tmd_merge *m, struct tmd_workload *w, const struct tm_task_info *ti)
 {
 	bool ended = ti->status != TM_RUNNING;
 	struct tmd_task *t = task_find(w, ti->id);
@@ -470,9 +533,9 @@ static void merge_registry_task(struct tmd_merge *m, struct tmd_workload *w, con
 		/* Old news is taken only while it is within retention and there is room. */
 		if (ended && ((ti->end_ns && ti->end_ns + m->o.retention_ns <= m->now) ||
 		              w->task_count >= m->o.max_tasks || m->tasks_total >= m->o.max_tasks_total))
-			return;
+			return false;
 		if (!(t = task_new(m, w, ti->id)))
-			return;
+			return false;
 	}
 	t->flags |= TMD_T_REGISTRY;
 	printable(t->name, sizeof(t->name), ti->name, sizeof(ti->name));
@@ -487,6 +550,49 @@ static void merge_registry_task(struct tmd_merge *m, struct tmd_workload *w, con
 		t->tid = (uint32_t)ti->tid;
 	if (ended && !(t->flags & TMD_T_FINISHED))
 		fin_link(w, t, m->now);
+	bool may_have = ti->status == TM_PANICKED || ti->status == TM_CRASHED || (t->extra && t->extra->restart_events);
+	return may_have && !(t->extra && t->extra->message_looked);
+}
+
+static int cmp_msg_task(const void *a, const void *b)
+{
+	const struct tm_shm_message_info *x = a, *y = b;
+	if (x->task_id != y->task_id)
+		return x->task_id < y->task_id ? -1 : 1;
+	return (x->serial < y->serial) - (x->serial > y->serial);   /* newest first */
+}
+
+/* The newest message of id in msgs (sorted by cmp_msg_task), or NULL. */
+static const struct tm_shm_message_info *msg_find(const struct tm_shm_message_info *msgs, size_t n, uint64_t id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (msgs[mid].task_id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && msgs[lo].task_id == id ? &msgs[lo] : NULL;
+}
+
+/* One read of the ring for every task seen panicked since the last sync. */
+static void sync_messages(struct tmd_merge *m, struct tmd_workload *w, const bool *want, int n)
+{
+	if (!m->msgs_buf && !(m->msgs_buf = calloc(MAX_MESSAGES, sizeof(*m->msgs_buf))))
+		return;
+	int nm = tm_shm_read_messages(w->reader, m->msgs_buf, MAX_MESSAGES);
+	if (nm < 0) {
+		w->registry_errors++;
+		return;   /* looked for again at the next read */
+	}
+	qsort(m->msgs_buf, (size_t)nm, sizeof(*m->msgs_buf), cmp_msg_task);
+	for (int i = 0; i < n; i++) {
+		struct tmd_task *t = want[i] ? task_find(w, m->tasks_buf[i].id) : NULL;
+		if (t)
+			set_message(m, t, msg_find(m->msgs_buf, (size_t)nm, t->id));
+	}
+	w->invalid_records = tm_shm_invalid_records(w->reader);
 }
 
 static void sync_tasks(struct tmd_merge *m, struct tmd_workload *w)
@@ -496,9 +602,17 @@ static void sync_tasks(struct tmd_merge *m, struct tmd_workload *w)
 		w->registry_errors++;
 		return;
 	}
-	for (int i = 0; i < n; i++)
-		if (m->tasks_buf[i].id)
-			merge_registry_task(m, w, &m->tasks_buf[i]);
+	bool *want = NULL;
+	for (int i = 0; i < n; i++) {
+		if (!m->tasks_buf[i].id || !merge_registry_task(m, w, &m->tasks_buf[i]))
+			continue;
+		if (!want && !(want = calloc((size_t)n, sizeof(*want))))
+			return;
+		want[i] = true;
+	}
+	if (want)
+		sync_messages(m, w, want, n);
+	free(want);
 }
 
 /* The library counters of a workload's current registry go into the
@@ -617,6 +731,8 @@ static void workload_free(struct tmd_merge *m, struct tmd_workload *w)
 	for (uint32_t s = 0; s < w->task_cap; s++)
 		if (w->tasks[s].id)
 			m->tasks_total--;
+	for (uint32_t s = 0; s < w->task_cap; s++)
+		extra_free(m, &w->tasks[s]);
 	m->task_bytes -= w->task_cap * sizeof(*w->tasks) + (w->index ? w->index_mask + 1 : 0) * sizeof(*w->index);
 	free(w->tasks);
 	free(w->index);
@@ -756,7 +872,6 @@ static void on_end(struct tmd_merge *m, struct tmd_workload *w, const struct tm_
 static void on_other(struct tmd_merge *m, struct tmd_workload *w, const void *data)
 {
 	const struct tm_ev_hdr *h = data;
-	(void)m;
 	if (!w)
 		return;
 	switch (h->kind) {
@@ -773,9 +888,13 @@ static void on_other(struct tmd_merge *m, struct tmd_workload *w, const void *da
 	case TM_EV_KILL:
 		w->kills++;
 		break;
-	case TM_EV_TASK_RESTART:
+	case TM_EV_TASK_RESTART: {
 		w->restarts++;
+		struct tmd_task *t = task_get(m, w, h->task_id);
+		if (t)
+			note_restart(m, t, data);
 		break;
+	}
 	case TM_EV_TASK_GIVEUP:
 		w->giveups++;
 		break;
@@ -939,7 +1058,8 @@ void tmd_merge_get_counters(const struct tmd_merge *m, struct tmd_merge_counters
 	out->workloads_dead = m->ndead;
 	out->memory_bytes = sizeof(*m) + (m->nlive + m->ndead) * sizeof(struct tmd_workload) +
 	                    (m->cap_live + m->o.max_dead + 1) * sizeof(void *) + m->task_bytes + m->c.hist_bytes +
-	                    TM_MAX_TYPES * sizeof(*m->types_buf) + m->o.max_tasks * sizeof(*m->tasks_buf);
+	                    TM_MAX_TYPES * sizeof(*m->types_buf) + m->o.max_tasks * sizeof(*m->tasks_buf) +
+	                    (m->msgs_buf ? MAX_MESSAGES * sizeof(*m->msgs_buf) : 0);
 }
 
 void tmd_merge_mtype_counters(const struct tmd_merge *m, size_t mt, uint64_t out[TM_C_COUNT])
@@ -1018,5 +1138,6 @@ void tmd_merge_free(struct tmd_merge *m)
 	free(m->dead);
 	free(m->types_buf);
 	free(m->tasks_buf);
+	free(m->msgs_buf);
 	free(m);
 }

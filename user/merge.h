@@ -4,10 +4,15 @@
  * machine-wide (per type name, and in all). Two sources:
  *   - the registry (/dev/shm/taskmon.<pid>, through the validating reader of
  *     lib/taskmon_shm.h): task names, types, statuses, return codes, restarts,
- *     the library's own counters and spawn-latency figures;
+ *     the library's own counters and spawn-latency figures, and the newest
+ *     message of a task that panicked (or ended by a contained fault), read
+ *     from the segment's message ring once when the task is first seen so
+ *     ended, and after each restart of a critical task;
  *   - the kernel's task start and end events (bpf/taskmon_events.h): spawn
  *     latency and the run-queue wait within it, on-CPU time, run-queue wait,
- *     blocked time, voluntary and involuntary switches, migrations.
+ *     blocked time, voluntary and involuntary switches, migrations; and a
+ *     critical task's restarts (attempt, delay), the last TMD_RESTART_HIST
+ *     of each.
  * Histograms are log-linear (the tm_hist_* buckets: <= 1.6% error) and give
  * p50/p95/p99/max.
  *
@@ -80,6 +85,25 @@ struct tmd_kfig {
 #define TMD_T_CRASHED   0x40u   /* a crash signal hit its thread while it ran */
 #define TMD_T_PARTIAL   0x80u   /* an end event without totals */
 
+/* One restart of a critical task, from its task_restart event. */
+#define TMD_RESTART_HIST 8
+struct tmd_restart {
+	uint64_t at_ns;             /* when the library decided it (the event's time) */
+	uint64_t delay_ms;          /* the backoff it then waited (0: at once, a group's restart) */
+	uint64_t attempt;           /* restart number since the policy last started over */
+};
+
+/* What few tasks have, kept apart so that every other record stays small:
+ * allocated when a task first restarts or is seen panicked or crashed. */
+struct tmd_task_extra {
+	char    *message;           /* printable ASCII from the message ring, the newest; NULL = none found */
+	bool     message_looked;    /* the ring was searched since the task ended or last restarted */
+	uint8_t  message_kind;      /* TM_SHM_MSG_PANIC / TM_SHM_MSG_CRASH when found */
+	uint8_t  nrestarts;         /* entries in restarts, oldest first */
+	uint64_t restart_events;    /* restart events in all (restarts[] keeps the last ones) */
+	struct tmd_restart restarts[TMD_RESTART_HIST];
+};
+
 #define TMD_TYPE_UNKNOWN 0xffffu
 #define TMD_STATUS_UNKNOWN (-1)
 
@@ -99,6 +123,7 @@ struct tmd_task {
 	uint16_t type;              /* TMD_TYPE_UNKNOWN when not known */
 	char     name[TM_NAME_MAX]; /* printable ASCII; "" when not known */
 	uint32_t prev, next;        /* finished list / free list: index + 1, 0 = none */
+	struct tmd_task_extra *extra;   /* NULL for most tasks */
 };
 
 /* A type within a workload. */

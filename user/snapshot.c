@@ -254,9 +254,29 @@ static json_t *workload_json(const struct tmd_workload *w)
 	return j;
 }
 
-static json_t *task_json(const struct tmd_workload *w, const struct tmd_task *t)
+static json_t *restart_history_json(const struct tmd_task_extra *x)
+{
+	json_t *a = json_array();
+	for (unsigned i = 0; x && i < x->nrestarts && i < TMD_RESTART_HIST; i++)
+		json_array_append_new(a, json_pack("{s:o, s:o, s:o}", "at_ns", u64(x->restarts[i].at_ns), "attempt",
+		                                   u64(x->restarts[i].attempt), "delay_ms", u64(x->restarts[i].delay_ms)));
+	return a;
+}
+
+/* The registry's word, except for a task its process took down with it: the
+ * library never wrote its end, so "running" would be a lie. A crash signal on
+ * its thread makes it crashed; otherwise (kill -9, exit) its end is unknown. */
+static const char *task_status(const struct tmd_task *t)
 {
 	bool known = t->status >= 0 && t->status < TM_STATUS_COUNT;
+	bool closed_out = (t->flags & TMD_T_FINISHED) && (!known || t->status == TM_RUNNING);
+	if (closed_out)
+		return t->flags & TMD_T_CRASHED ? tm_status_name(TM_CRASHED) : "unknown";
+	return known ? tm_status_name((enum tm_status)t->status) : "unknown";
+}
+
+static json_t *task_json(const struct tmd_workload *w, const struct tmd_task *t)
+{
 	json_t *k = json_object();
 	set(k, "started", json_boolean(t->flags & TMD_T_KSTART));
 	set(k, "spawn_latency_ns", t->flags & TMD_T_LATENCY ? u64(t->latency_ns) : json_null());
@@ -278,14 +298,17 @@ static json_t *task_json(const struct tmd_workload *w, const struct tmd_task *t)
 	set(j, "name", json_string(t->name));
 	set(j, "type", json_integer(t->type == TMD_TYPE_UNKNOWN ? -1 : t->type));
 	set(j, "type_name", json_string(t->type == TMD_TYPE_UNKNOWN ? "" : tmd_workload_type_name(w, t->type)));
-	set(j, "status", json_string(known ? tm_status_name((enum tm_status)t->status) : "unknown"));
+	set(j, "status", json_string(task_status(t)));
 	set(j, "rc", json_integer(t->rc));
 	set(j, "restarts", u64(t->restarts));
 	set(j, "tid", u64(t->tid));
 	set(j, "spawn_ns", u64(t->spawn_ns));
 	set(j, "start_ns", u64(t->start_ns));
-	set(j, "end_ns", u64(t->end_ns));
+	/* Closed out with no end from the registry or the kernel: when it was seen finished. */
+	set(j, "end_ns", u64(t->end_ns ? t->end_ns : (t->flags & TMD_T_FINISHED) ? t->done_at : 0));
 	set(j, "finished", json_boolean(t->flags & TMD_T_FINISHED));
+	set(j, "message", t->extra && t->extra->message ? json_string(t->extra->message) : json_null());
+	set(j, "restart_history", restart_history_json(t->extra));
 	set(j, "kernel", k);
 	return j;
 }

@@ -57,9 +57,23 @@
  *         HIST without mean_ns (the library's own) }, "kernel": KFIG } ... ]
  *         (types with a name or with events) }
  * TASK = { "pid", "id", "name", "type" (-1 unknown), "type_name", "status"
- *     ("running", "succeeded", ..., "unknown"), "rc", "restarts", "tid",
- *     "spawn_ns", "start_ns", "end_ns" (0 = not known / not yet),
+ *     ("running", "succeeded", ..., "unknown"; a task its process took down
+ *     with it is "crashed" when a crash signal hit its thread, else "unknown"),
+ *     "rc", "restarts", "tid",
+ *     "spawn_ns", "start_ns", "end_ns" (0 = not known / not yet; for a task
+ *     closed out by its process's end, when the collector saw it end),
  *     "finished",
+ *     "message": the panic message of a task that ended "panicked" (or the
+ *         description of a contained fault, "crashed"), for a critical task
+ *         also that of its latest incarnation that did: its first 119 bytes,
+ *         printable ASCII, ending in "..." when it was longer; null when there
+ *         is none, or the workload's message ring no longer held it when the
+ *         collector looked (within a second of the end or restart),
+ *     "restart_history": [ { "at_ns" (when the restart was decided), "attempt"
+ *         (restart number since the policy last started over), "delay_ms"
+ *         (the backoff waited before it; 0 for a group's restart) } ... ]
+ *         a critical task's last 8 restarts seen by the kernel side, oldest
+ *         first ([] when none),
  *     "kernel": { "started", "spawn_latency_ns" (null when the spawn was not
  *         seen), "spawn_runq_ns", "ended", "oncpu_ns", "runq_ns",
  *         "blocked_ns", "voluntary_switches", "involuntary_switches",

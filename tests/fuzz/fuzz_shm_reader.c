@@ -14,6 +14,8 @@
  *   slots         slot_count * sizeof(struct tm_shm_slot) bytes
  *   types         per type, its bytes before the histogram (name, counters, limits,
  *                 latency figures), then one histogram bucket (u16 index, u64 value)
+ *   messages      what is left, over the MSGS entries of the message ring after the slots
+ *                 (raw bit 1 leaves message_size, bit 2 messages_offset and message_count)
  *
  * Whatever the bytes, the reader must answer with a count or a negative
  * errno, and what it hands out must be valid: names printable and
@@ -25,6 +27,7 @@
 #include "taskmon_shm.h"
 
 #define TYPE_HEAD offsetof(struct tm_shm_type, hist)   /* name, counters, limits, latency figures */
+#define MSGS      8                                      /* ring entries of the segment */
 
 static char plain_path[128], pid_path[128];
 static unsigned char *seg;
@@ -38,7 +41,7 @@ static void paths(void)
 	snprintf(pid_path, sizeof(pid_path), "%s/taskmon.%d", fuzz_dir(), (int)getpid());
 }
 
-static void valid_header(struct tm_shm_header *h, uint32_t slots, size_t total, unsigned raw,
+static void valid_header(struct tm_shm_header *h, uint32_t slots, size_t msgs_off, size_t total, unsigned raw,
                          const struct tm_shm_header *in)
 {
 	if (!(raw & 1)) {
@@ -51,11 +54,14 @@ static void valid_header(struct tm_shm_header *h, uint32_t slots, size_t total, 
 		h->slot_size = sizeof(struct tm_shm_slot);
 		h->type_count = TM_MAX_TYPES;
 		h->hist_buckets = TM_HIST_BUCKETS;
+		h->message_size = sizeof(struct tm_shm_message);
 	}
 	if (!(raw & 4)) {
 		h->types_offset = sizeof(struct tm_shm_header);
 		h->slots_offset = h->types_offset + TM_MAX_TYPES * sizeof(struct tm_shm_type);
 		h->slot_count = slots;
+		h->messages_offset = msgs_off;
+		h->message_count = MSGS;
 	}
 	if (!(raw & 8))
 		h->total_size = total;
@@ -106,6 +112,23 @@ static void read_all(tm_shm_reader *r, bool running_only, size_t cap)
 		check_name(tasks[i].name);
 	}
 	FUZZ_CHECK(tm_shm_read_tasks(r, NULL, 0, false) == 0 || tm_shm_read_tasks(r, NULL, 0, false) == -EIO);
+
+	static struct tm_shm_message_info msgs[MSGS + 1];
+	size_t mcap = (size_t)(running_only ? MSGS + 1 : MSGS / 2);
+	n = tm_shm_read_messages(r, msgs, mcap);
+	FUZZ_CHECK(n == -EIO || n == -ENOMEM || (n >= 0 && (size_t)n <= mcap));
+	for (int i = 0; i < n; i++) {
+		size_t len = strnlen(msgs[i].text, TM_SHM_MESSAGE_TEXT);
+		FUZZ_CHECK(len < TM_SHM_MESSAGE_TEXT && fuzz_printable(msgs[i].text, len));
+		FUZZ_CHECK(msgs[i].task_id != 0);
+		FUZZ_CHECK(msgs[i].kind == TM_SHM_MSG_PANIC || msgs[i].kind == TM_SHM_MSG_CRASH);
+		FUZZ_CHECK(i == 0 || msgs[i - 1].serial >= msgs[i].serial);
+	}
+	struct tm_shm_message_info one;
+	rc = tm_shm_read_task_message(r, n > 0 ? msgs[0].task_id : 1, &one);
+	FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EIO || rc == -ENOMEM);
+	if (rc == 0)
+		FUZZ_CHECK(strnlen(one.text, TM_SHM_MESSAGE_TEXT) < TM_SHM_MESSAGE_TEXT && one.task_id != 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -117,7 +140,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int16_t delta = (int16_t)fuzz_u16(&in);
 	size_t types_off = sizeof(struct tm_shm_header);
 	size_t slots_off = types_off + TM_MAX_TYPES * sizeof(struct tm_shm_type);
-	size_t total = slots_off + slots * sizeof(struct tm_shm_slot);
+	size_t msgs_off = slots_off + slots * sizeof(struct tm_shm_slot);
+	size_t total = msgs_off + MSGS * sizeof(struct tm_shm_message);
 	size_t file = total;
 	if (raw & 32)
 		file = (size_t)((long long)total + (long long)delta * 8 > 0 ? (long long)total + (long long)delta * 8 : 0);
@@ -133,7 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The header: valid, with the input laid over it, then the groups not left raw made valid again. */
 	struct tm_shm_header h, over;
 	memset(&h, 0, sizeof(h));
-	valid_header(&h, slots, total, 0, NULL);
+	valid_header(&h, slots, msgs_off, total, 0, NULL);
 	h.slots_used = slots;
 	h.types_used = TM_MAX_TYPES;
 	size_t hlen = fuzz_u8(&in);
@@ -143,7 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_take(&in, &over, hlen);
 	if (hlen < sizeof(h))   /* fuzz_take zero-filled the rest: restore it */
 		memcpy((char *)&over + hlen, (char *)&h + hlen, sizeof(h) - hlen);
-	valid_header(&over, slots, total, raw, &h);
+	valid_header(&over, slots, msgs_off, total, raw, &h);
 	memcpy(seg, &over, sizeof(over));
 
 	fuzz_take(&in, seg + slots_off, slots * sizeof(struct tm_shm_slot));
@@ -154,6 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t v = fuzz_u64(&in);
 		memcpy(tp + TYPE_HEAD + b * sizeof(uint64_t), &v, sizeof(v));
 	}
+	fuzz_take(&in, seg + msgs_off, MSGS * sizeof(struct tm_shm_message));
 
 	const char *path = (mode & 1) ? pid_path : plain_path;
 	fuzz_write_file(path, seg, file);

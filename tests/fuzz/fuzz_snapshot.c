@@ -15,6 +15,11 @@ static void check(int rc, struct tt_model *m, const char *err)
 	if (rc == -EBADMSG)
 		FUZZ_CHECK(err[0] != '\0' && strnlen(err, 256) < 256);
 	if (rc == 0) {
+		for (size_t i = 0; i < m->ntasks; i++) {
+			const struct tt_task *t = &m->tasks[i];
+			FUZZ_CHECK(!t->panic_message || strnlen(t->panic_message, TT_MESSAGE_CAP) < TT_MESSAGE_CAP);
+			FUZZ_CHECK(t->nrestart_delays <= TT_RESTART_HIST_N);
+		}
 		struct tt_model *c = tt_model_copy(m);
 		FUZZ_CHECK(c != NULL);
 		tt_model_free(c);

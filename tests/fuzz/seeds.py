@@ -53,7 +53,7 @@ put('shm_reader', 'bad_slots', shm(3 << 3, 0, slots=bad_slots, types=good_types)
 # header overlays: huge slots_used/types_used, slot count beyond the file, offsets overlapping
 hdr = bytearray(208)
 struct.pack_into('<Q', hdr, 0, 0x314e4f4d4b534154)
-struct.pack_into('<IIIIII', hdr, 8, 2, 208, 0, 96, 32, 1216)
+struct.pack_into('<IIIIII', hdr, 8, 3, 208, 0, 96, 32, 1216)
 struct.pack_into('<QQQ', hdr, 32, 208, 208, 1 << 40)
 struct.pack_into('<Ii', hdr, 56, 0xffffffff, -1)
 struct.pack_into('<QQQ', hdr, 88, 1 << 62, 5, 1 << 62)
@@ -62,6 +62,22 @@ put('shm_reader', 'overlap', shm(0, 0x04, header=bytes(hdr[:56])))
 put('shm_reader', 'counts_only', shm(1 << 3, 0, header=bytes(hdr[:120]), slots=good_slots[:96]))
 put('shm_reader', 'short_file', shm(0, 0x20, delta=-30000, slots=good_slots))
 put('shm_reader', 'long_file', shm(0, 0x20, delta=4, slots=good_slots))
+# message ring entries (after all 32 types): seq len kind flags task serial time restarts reserved text
+def message(seq, task, serial, text, kind=1, flags=0, length=None):
+    n = len(text) if length is None else length
+    return struct.pack('<IHBBQQQII', seq, n, kind, flags, task, serial, 1000 + serial, 0, 0) + \
+        text.ljust(120, b'\0')[:120]
+
+
+all_types = good_types + type_chunk(b'', counters) * 28
+good_msgs = (message(2, 1, 10, b'boom') + message(4, 2, 12, b'disk full on /var') +
+             message(2, 3, 11, b'SIGSEGV (si_code 1) at address 0x0...', kind=2, flags=1) +
+             message(2, 4, 13, b'forged length', length=500) + message(2, 5, 14, b'x' * 120, length=120) +
+             message(2, 6, 15, b'\x1b[2Jescape') + message(3, 7, 16, b'torn') + message(2, 0, 17, b'task 0', kind=9))
+put('shm_reader', 'messages', shm(3 << 3, 0, slots=good_slots, types=all_types + good_msgs))
+put('shm_reader', 'messages_truncated', shm(3 << 3 | 2, 0, slots=good_slots, types=all_types + good_msgs))
+put('shm_reader', 'messages_raw', shm(3 << 3 | 4, 0x06, header=bytes(hdr[:208]), slots=good_slots,
+                                      types=all_types + good_msgs))
 
 # ---- wire -------------------------------------------------------------------------
 MAGIC, VER = 0x31574d54, 1

@@ -199,7 +199,7 @@ where() {
 		echo "records:   $RECORDS ($n snapshots, one a second)$( [ -x "$B/taskmon" ] && echo "; read them with: $B/taskmon dump $RECORDS --format csv" )"
 	fi
 	if $root; then
-		echo "crash log: $STATE/crashes.jsonl$( [ -s "$STATE/crashes.jsonl" ] || echo ' (no crash this run)')"
+		echo "crash log: $STATE/crashes.jsonl$(grep -qs "\"pid\":$pid," "$STATE/crashes.jsonl" || echo ' (the demo did not crash this run)')"
 		if [ -n "$PORT" ] && [ -s "$DIR/metrics.txt" ]; then
 			echo "metrics:   served at http://127.0.0.1:$PORT/metrics while taskmond ran; the last scrape is in $DIR/metrics.txt ($(grep -c '^taskmon_' "$DIR/metrics.txt") samples), e.g."
 			grep '^taskmon_tasks_spawned_total{workload="taskmon-demo",type="network"}' "$DIR/metrics.txt" | sed 's/^/           /'

@@ -45,7 +45,8 @@
 #define TT_MAX_FRAMES      64      /* per crash */
 #define TT_MAX_WARNINGS    1024
 #define TT_TREND_N         16      /* samples of history kept for trends (leak warning) */
-#define TT_RESTART_HIST_N  8       /* observed restarts kept per task */
+#define TT_RESTART_HIST_N  8       /* observed restarts kept per task; restarts with delays too */
+#define TT_MESSAGE_CAP     512     /* panic messages (the collector's are < 120 bytes) */
 
 /* tt_str.flags */
 #define TT_STR_CTRL   1u   /* holds a control byte, DEL, or a byte >= 0x80: escape before drawing */
@@ -233,6 +234,14 @@ struct tt_task_proc {
 	uint64_t read_ns;              /* CLOCK_MONOTONIC when read: the percentages' wall time (0 = the model's) */
 };
 
+/* One restart of a critical task as the kernel side saw it (the snapshot's
+ * restart_history). */
+struct tt_restart_delay {
+	uint64_t at_ns;                /* CLOCK_MONOTONIC: when it was decided */
+	uint64_t attempt;              /* restart number since the policy last started over */
+	uint64_t delay_ms;             /* backoff before it (0: at once) */
+};
+
 struct tt_restart_obs {
 	uint64_t seen_unix_ns;         /* sample in which the count was seen to grow */
 	uint32_t restarts;             /* the count then */
@@ -257,8 +266,16 @@ struct tt_task {
 	struct tt_task_kernel k;
 	struct tt_task_proc proc;
 	uint64_t lib_cpu_ns;           /* the library's thread CPU of the body, set at its end (standalone); 0 = not known */
-	/* Panic message: NULL (no source carries it yet: the library keeps it in-process). */
+	/* Panic message of a panicked task, or the description of a contained
+	 * fault of a crashed one: the snapshot's "message" (live, replay) or the
+	 * workload's message ring (standalone); NULL when none. Raw bytes, at
+	 * most TT_MESSAGE_CAP - 1 of them: draw via tt_escape(). */
 	char    *panic_message;
+	/* Restarts with their delays, oldest first (the last TT_RESTART_HIST_N);
+	 * known only from a collector that reports them (restart_history). */
+	bool     restart_delays_known;
+	uint8_t  nrestart_delays;
+	struct tt_restart_delay restart_delays[TT_RESTART_HIST_N];
 	/* derived */
 	enum tt_pct_basis pct_basis;
 	double   cpu_pct, runq_pct, blocked_pct;          /* of wall time, 0..100 */

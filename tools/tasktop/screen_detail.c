@@ -170,14 +170,39 @@ static void histograms(struct tt_page *p, const struct tt_model *m, const struct
 		tt_page_line(p, TT_DIM, "", "needs the collector's kernel figures");
 }
 
-static void restarts(struct tt_page *p, const struct tt_task *t)
+/* The kernel side's restart events: when, which attempt, after what delay.
+ * Their times are monotonic; shown as wall-clock times through the sample's
+ * pair of clocks. */
+static void restart_delays(struct tt_page *p, const struct tt_model *m, const struct tt_task *t)
+{
+	char when[32], delay[16];
+	tt_page_line(p, TT_NORMAL, "Restarts", "%" PRIu32 " (the last %u with their delays)", t->restarts,
+	             (unsigned)t->nrestart_delays);
+	for (int i = 0; i < t->nrestart_delays && i < TT_RESTART_HIST_N; i++) {
+		const struct tt_restart_delay *r = &t->restart_delays[i];
+		if (m->now_unix_ns && m->now_ns >= r->at_ns && m->now_ns - r->at_ns <= m->now_unix_ns)
+			tt_fmt_time(when, sizeof(when), m->now_unix_ns - (m->now_ns - r->at_ns), false);
+		else
+			snprintf(when, sizeof(when), "-");
+		tt_fmt_dur(delay, sizeof(delay), r->delay_ms > UINT64_MAX / 1000000 ? UINT64_MAX : r->delay_ms * 1000000);
+		tt_page_line(p, TT_NORMAL, "", "%s  attempt %" PRIu64 ", after %s%s", when, r->attempt,
+		             r->delay_ms ? "a delay of " : "", r->delay_ms ? delay : "no delay");
+	}
+}
+
+static void restarts(struct tt_page *p, const struct tt_model *m, const struct tt_task *t)
 {
 	char when[32];
 	int seen = 0;
+	if (t->nrestart_delays) {
+		restart_delays(p, m, t);
+		return;
+	}
 	for (int i = 0; i < t->nrestart_hist && i < TT_RESTART_HIST_N; i++)
 		seen += t->restart_hist[i].restarts > 0;
 	tt_page_line(p, TT_NORMAL, "Restarts", "%" PRIu32 "%s", t->restarts,
-	             seen ? " (seen growing at; the collector does not report the delays)" : "");
+	             !seen ? "" : t->restart_delays_known ? " (seen growing at)"
+	                                                  : " (seen growing at; this source does not report the delays)");
 	for (int i = 0; i < t->nrestart_hist && i < TT_RESTART_HIST_N; i++) {
 		if (!t->restart_hist[i].restarts)
 			continue;
@@ -186,22 +211,42 @@ static void restarts(struct tt_page *p, const struct tt_task *t)
 	}
 }
 
+/* A message escaped, wrapped over as many lines as it takes beside its label:
+ * a panic message is read whole, not cut at the screen's edge. */
+static void message_lines(struct tt_page *p, const char *label, const char *raw)
+{
+	char msg[TT_MESSAGE_CAP * 4];
+	size_t n = tt_escape(raw, msg, sizeof(msg));
+	size_t w = p->c.w > 16 + 20 ? (size_t)p->c.w - 16 : 20;
+	for (size_t at = 0; at < n || at == 0; at += w) {
+		char part[TT_MESSAGE_CAP * 4];
+		size_t k = n - at < w ? n - at : w;
+		memcpy(part, msg + at, k);
+		part[k] = '\0';
+		tt_page_line(p, TT_BAD, at ? "" : label, "%s", part);
+		if (!n)
+			break;
+	}
+}
+
 static void ending(struct tt_page *p, const struct tt_task *t)
 {
-	char msg[TT_TEXT_CAP * 4];
 	if (!t->finished) {
 		tt_page_line(p, TT_NORMAL, "Status", "%s", t->pending ? "pending (not started)" : "running");
+		if (t->panic_message)   /* a critical task: what its latest panicked run said */
+			message_lines(p, "Last panic", t->panic_message);
 		return;
 	}
 	enum tt_style st = t->state == TT_ST_SUCCEEDED ? TT_GOOD : t->state == TT_ST_CANCELLED ? TT_NORMAL : TT_BAD;
 	tt_page_line(p, st, "Last status", "%s, rc %d", tt_state_name(t->state), t->rc);
 	if (t->state == TT_ST_PANICKED) {
 		if (t->panic_message) {
-			tt_escape(t->panic_message, msg, sizeof(msg));
-			tt_page_line(p, TT_BAD, "Panic message", "%s", msg);
+			message_lines(p, "Panic message", t->panic_message);
 		} else {
-			tt_page_line(p, TT_DIM, "Panic message", "not available outside the workload");
+			tt_page_line(p, TT_DIM, "Panic message", "not available (the workload's message ring no longer holds it)");
 		}
+	} else if (t->state == TT_ST_CRASHED && t->panic_message) {
+		message_lines(p, "Fault", t->panic_message);
 	}
 }
 
@@ -277,7 +322,7 @@ void tt_screen_detail(struct tt_canvas *c, struct tt_area a, const struct tt_mod
 		task_head(&p, m, t);
 		ending(&p, t);
 		busy_sched_idle(&p, t);
-		restarts(&p, t);
+		restarts(&p, m, t);
 		histograms(&p, m, t);
 	}
 	for (size_t i = 0; m && v->detail_valid && i < m->ncrashes; i++) {

@@ -451,6 +451,40 @@ static void parse_task_kernel(struct ctx *c, struct tt_task_kernel *k, const jno
 	k->incarnations = get_u64(c, o, "incarnations");
 }
 
+/* "message": a string, or null; kept raw (the screens escape it), cut at
+ * TT_MESSAGE_CAP - 1 bytes or at an embedded NUL. -ENOMEM only. */
+static int parse_message(struct ctx *c, struct tt_task *t, const jnode *o)
+{
+	char buf[TT_MESSAGE_CAP];
+	const jnode *v = get(c, o, "message");
+	if (!v || v->type == TT_JSON_NULL)
+		return 0;
+	unsigned flags = get_str(c, o, "message", buf, sizeof(buf));
+	if ((flags & TT_STR_BADTYPE) || !buf[0])
+		return 0;
+	t->panic_message = strdup(buf);
+	return t->panic_message ? 0 : -ENOMEM;
+}
+
+/* "restart_history": the newest TT_RESTART_HIST_N entries, oldest first. */
+static void parse_restart_history(struct ctx *c, struct tt_task *t, const jnode *a)
+{
+	if (!a)
+		return;
+	t->restart_delays_known = true;
+	size_t objects = 0, i = 0;
+	for (const jnode *e = tt_json_child(c->d, a); e; e = tt_json_next(c->d, e))
+		objects += e->type == TT_JSON_OBJECT;
+	size_t skip = objects > TT_RESTART_HIST_N ? objects - TT_RESTART_HIST_N : 0;
+	FOR_OBJECTS(c, a, o) {
+		if (i++ < skip || t->nrestart_delays == TT_RESTART_HIST_N)
+			continue;
+		t->restart_delays[t->nrestart_delays++] = (struct tt_restart_delay){
+			.at_ns = get_u64(c, o, "at_ns"), .attempt = get_u64(c, o, "attempt"),
+			.delay_ms = get_u64(c, o, "delay_ms") };
+	}
+}
+
 static void task_times(struct tt_task *t, uint64_t now)
 {
 	uint64_t end = t->finished && t->end_ns ? t->end_ns : now;
@@ -458,7 +492,7 @@ static void task_times(struct tt_task *t, uint64_t now)
 	t->run_ns = t->start_ns && end > t->start_ns ? end - t->start_ns : 0;
 }
 
-static void parse_task(struct ctx *c, struct tt_task *t, const jnode *o)
+static int parse_task(struct ctx *c, struct tt_task *t, const jnode *o)
 {
 	t->pid = (pid_t)get_i64(c, o, "pid", 1, INT32_MAX, 0);
 	t->id = get_u64(c, o, "id");
@@ -477,7 +511,9 @@ static void parse_task(struct ctx *c, struct tt_task *t, const jnode *o)
 	t->finished = get_bool(c, o, "finished") || (t->state != TT_ST_RUNNING && t->state != TT_ST_UNKNOWN);
 	t->pending = t->state == TT_ST_RUNNING && !t->start_ns;
 	parse_task_kernel(c, &t->k, get_obj(c, o, "kernel"));
+	parse_restart_history(c, t, get_array(c, o, "restart_history"));
 	task_times(t, c->m->now_ns);
+	return parse_message(c, t, o);
 }
 
 static int parse_tasks(struct ctx *c, const jnode *a)
@@ -502,9 +538,15 @@ static int parse_tasks(struct ctx *c, const jnode *a)
 		if (seen++ == n)
 			break;
 		struct tt_task *t = &m->tasks[m->ntasks];
-		parse_task(c, t, o);
-		if (!t->pid || !t->id) {   /* nothing could find it again */
+		int rc = parse_task(c, t, o);
+		if (rc < 0 || !t->pid || !t->id) {   /* nothing could find it again */
+			free(t->panic_message);
 			memset(t, 0, sizeof(*t));
+			if (rc < 0) {
+				free(pm.pid);
+				free(pm.idx);
+				return rc;
+			}
 			m->dropped_tasks++;
 			continue;
 		}

@@ -25,6 +25,7 @@
 #define MAX_SEGMENTS   4096   /* segments looked at per sample */
 #define MAX_GONE_SHOWN 32     /* departed workloads shown, the most recent */
 #define RETRY_NS       (30ull * 1000000000ull)   /* a segment that could not be opened, tried again */
+#define MAX_MESSAGES   1024   /* message ring entries read per workload (the library's has 256) */
 
 struct seg {
 	pid_t pid;
@@ -44,6 +45,7 @@ struct shm_impl {
 	struct tm_shm_type_snapshot *types;   /* TM_MAX_TYPES, reused */
 	struct tm_task_info *tasks;
 	size_t task_cap;
+	struct tm_shm_message_info *msgs;     /* MAX_MESSAGES, allocated on first need */
 	size_t gone_hidden;                   /* departed workloads beyond MAX_GONE_SHOWN */
 	char last_malformed[160];
 };
@@ -195,6 +197,35 @@ static int pick_tasks(struct shm_impl *k, tm_shm_reader *r, uint64_t tracked, si
 	return n;
 }
 
+/* Messages of the tasks [first, m->ntasks) that ended panicked or crashed:
+ * one read of the workload's ring, only when there is such a task. */
+static int read_messages(struct shm_impl *k, tm_shm_reader *r, struct tt_model *m, size_t first)
+{
+	bool any = false;
+	for (size_t i = first; i < m->ntasks && !any; i++)
+		any = m->tasks[i].state == TT_ST_PANICKED || m->tasks[i].state == TT_ST_CRASHED;
+	if (!any)
+		return 0;
+	if (!k->msgs && !(k->msgs = calloc(MAX_MESSAGES, sizeof(*k->msgs))))
+		return -ENOMEM;
+	int n = tm_shm_read_messages(r, k->msgs, MAX_MESSAGES);
+	if (n <= 0)
+		return n == -ENOMEM ? n : 0;   /* a torn ring costs the messages, not the tasks */
+	for (size_t i = first; i < m->ntasks; i++) {
+		struct tt_task *t = &m->tasks[i];
+		if (t->state != TT_ST_PANICKED && t->state != TT_ST_CRASHED)
+			continue;
+		for (int j = 0; j < n; j++) {   /* newest first */
+			if (k->msgs[j].task_id != t->id)
+				continue;
+			if (!(t->panic_message = strdup(k->msgs[j].text)))
+				return -ENOMEM;
+			break;
+		}
+	}
+	return 0;
+}
+
 static int read_tasks(struct tt_source *s, tm_shm_reader *r, struct tt_model *m, size_t widx, size_t cap)
 {
 	struct shm_impl *k = s->impl;
@@ -226,7 +257,7 @@ static int read_tasks(struct tt_source *s, tm_shm_reader *r, struct tt_model *m,
 		t->age_ns = t->spawn_ns && end > t->spawn_ns ? end - t->spawn_ns : 0;
 		t->run_ns = t->start_ns && end > t->start_ns ? end - t->start_ns : 0;
 	}
-	return 0;
+	return read_messages(k, r, m, m->ntasks - (size_t)n);
 }
 
 /* A workload's figures (not its tasks) into m->workloads[m->nworkloads++]. */
@@ -502,6 +533,7 @@ static void shm_close(struct tt_source *s)
 	free(k->pids);
 	free(k->types);
 	free(k->tasks);
+	free(k->msgs);
 	free(k);
 }
 
