@@ -41,27 +41,48 @@ static const char *limit_key(int type, char *buf, size_t len)
 	return buf;
 }
 
-/* Counts the task as running unless that breaks a limit. */
+/* Adds one to *n unless that would pass lim (0 = no limit). A compare and
+ * swap, not an add then a take-back: a reader must never see a count above
+ * its limit, even for an instant. */
+static bool take_one(uint64_t *n, uint64_t lim)
+{
+	uint64_t cur = __atomic_load_n(n, __ATOMIC_RELAXED);
+	do {
+		if (lim && cur >= lim)
+			return false;
+	} while (!__atomic_compare_exchange_n(n, &cur, cur + 1, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return true;
+}
+
+static bool take_one_total(_Atomic uint64_t *n, uint64_t lim)
+{
+	uint64_t cur = atomic_load_explicit(n, memory_order_relaxed);
+	do {
+		if (lim && cur >= lim)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(n, &cur, cur + 1, memory_order_relaxed, memory_order_relaxed));
+	return true;
+}
+
+/* Counts the task as running unless that breaks a limit. The total first:
+ * the per-type counts, whose sum the stats report as running, only grow for
+ * a task the total admitted, so that sum never passes max_concurrent_total. */
 static int admit(int type)
 {
 	struct tm__lib *g = &tm__g;
 	uint64_t *running = &g->types[type].counters[TM_C_RUNNING];
 	uint64_t lim = g->type_limit[type];
-	uint64_t n = __atomic_add_fetch(running, 1, __ATOMIC_RELAXED);
-	if (lim && n > lim) {
-		char key[80];
-		__atomic_fetch_sub(running, 1, __ATOMIC_RELAXED);
-		tm__count(type, TM_C_REJECTED, 1);
-		return tm__fail(EAGAIN, "type '%s' already runs %llu tasks, its limit (%s)", g->types[type].name,
-		                (unsigned long long)lim, limit_key(type, key, sizeof(key)));
-	}
-	uint64_t total = atomic_fetch_add_explicit(&g->running_total, 1, memory_order_relaxed) + 1;
-	if (g->cfg.max_concurrent_total && total > g->cfg.max_concurrent_total) {
-		__atomic_fetch_sub(running, 1, __ATOMIC_RELAXED);
-		atomic_fetch_sub_explicit(&g->running_total, 1, memory_order_relaxed);
+	if (!take_one_total(&g->running_total, g->cfg.max_concurrent_total)) {
 		tm__count(type, TM_C_REJECTED, 1);
 		return tm__fail(EAGAIN, "%llu tasks already run, the limit max_concurrent_total in [task_limits]",
 		                (unsigned long long)g->cfg.max_concurrent_total);
+	}
+	if (!take_one(running, lim)) {
+		char key[80];
+		atomic_fetch_sub_explicit(&g->running_total, 1, memory_order_relaxed);
+		tm__count(type, TM_C_REJECTED, 1);
+		return tm__fail(EAGAIN, "type '%s' already runs %llu tasks, its limit (%s)", g->types[type].name,
+		                (unsigned long long)lim, limit_key(type, key, sizeof(key)));
 	}
 	return 0;
 }

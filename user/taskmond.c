@@ -446,23 +446,31 @@ static int on_register(void *ctx, const struct tmd_peer *peer, char *why, size_t
 	return 0;
 }
 
-static char *on_snapshot(void *ctx, const struct tmd_peer *peer, const struct tm_wire_snapshot_req *req, size_t *len)
+/* What the collector says of itself in snapshots and records; `serving`
+ * counts the snapshot being answered. */
+static void collector_info(const struct daemon_state *d, struct tmd_collector_info *ci, unsigned serving)
 {
-	struct daemon_state *d = ctx;
 	struct tmd_server_stats ss;
-	/* Everything that happened before the request is in it. */
-	d->now = now_ns();
-	tmd_loader_consume(d->loader);
-	tmd_merge_refresh(d->merge, d->now, SNAPSHOT_MAX_AGE_NS);
 	tmd_server_get_stats(d->server, &ss);
-	struct tmd_collector_info ci = {
+	*ci = (struct tmd_collector_info){
 		.pid = getpid(), .mode = tmd_loader_mode(d->loader), .started_ns = d->started_ns,
 		.lost = tmd_loader_stat(d->loader, TM_STAT_LOST),
 		.spawn_missed = tmd_loader_stat(d->loader, TM_STAT_SPAWN_MISSED),
 		.watched = tmd_loader_watch_count(d->loader), .registrations = ss.registrations,
-		.registrations_refused = ss.registrations_refused, .snapshots = ss.snapshots + 1,
+		.registrations_refused = ss.registrations_refused, .snapshots = ss.snapshots + serving,
 		.clients = ss.clients, .socket = d->opt.socket, .state_dir = d->opt.state_dir,
 	};
+}
+
+static char *on_snapshot(void *ctx, const struct tmd_peer *peer, const struct tm_wire_snapshot_req *req, size_t *len)
+{
+	struct daemon_state *d = ctx;
+	struct tmd_collector_info ci;
+	/* Everything that happened before the request is in it. */
+	d->now = now_ns();
+	tmd_loader_consume(d->loader);
+	tmd_merge_refresh(d->merge, d->now, SNAPSHOT_MAX_AGE_NS);
+	collector_info(d, &ci, 1);
 	bool all = peer->uid == 0 || peer->uid == geteuid();
 	return tmd_snapshot_json(d->merge, &ci,
 	                         TMD_SNAPSHOT_OPTS(.all_workloads = all, .uid = peer->uid,
@@ -495,19 +503,11 @@ static int wait_ms(const struct daemon_state *d)
  * writer thread does the disk's part. */
 static void record_tick(struct daemon_state *d, bool force)
 {
-	struct tmd_server_stats ss;
+	struct tmd_collector_info ci;
 	if (!d->recorder || (!force && d->now < tmd_record_due(d->recorder)))
 		return;
 	tmd_merge_refresh(d->merge, d->now, SNAPSHOT_MAX_AGE_NS);
-	tmd_server_get_stats(d->server, &ss);
-	struct tmd_collector_info ci = {
-		.pid = getpid(), .mode = tmd_loader_mode(d->loader), .started_ns = d->started_ns,
-		.lost = tmd_loader_stat(d->loader, TM_STAT_LOST),
-		.spawn_missed = tmd_loader_stat(d->loader, TM_STAT_SPAWN_MISSED),
-		.watched = tmd_loader_watch_count(d->loader), .registrations = ss.registrations,
-		.registrations_refused = ss.registrations_refused, .snapshots = ss.snapshots,
-		.clients = ss.clients, .socket = d->opt.socket, .state_dir = d->opt.state_dir,
-	};
+	collector_info(d, &ci, 0);
 	tmd_record_tick(d->recorder, d->merge, &ci, d->now, force);
 }
 
