@@ -46,6 +46,7 @@
 #include <cmocka.h>
 
 #include "integration/bpf_test.h"
+#include "integration/tmd_client.h"
 #include "taskmon.h"
 #include "taskmon_shm.h"
 #include "wire.h"
@@ -60,13 +61,6 @@ static char g_dir[64], g_socket[96], g_state[96];
 static pid_t g_tmd = -1;
 
 /* ---- helpers ----------------------------------------------------------------------- */
-
-static void msleep(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 static bool tmd_alive(void)
 {
@@ -89,71 +83,17 @@ static long rss_kib(pid_t pid)
 	return kib;
 }
 
-static int connect_tmd(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", g_socket);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	struct timeval tv = { 5, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
-static bool read_full(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-/* One request on fd; the reply's header in *rep and its payload (malloc'ed, NUL-terminated) in *body. */
-static int request(int fd, uint16_t type, const void *payload, uint32_t len, struct tm_wire_hdr *rep, char **body)
-{
-	struct tm_wire_hdr h = { .magic = TM_WIRE_MAGIC, .version = TM_WIRE_VERSION, .type = type, .len = len };
-	*body = NULL;
-	if (send(fd, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h))
-		return -EIO;
-	if (len && send(fd, payload, len, MSG_NOSIGNAL) != (ssize_t)len)
-		return -EIO;
-	if (!read_full(fd, rep, sizeof(*rep)) || rep->magic != TM_WIRE_MAGIC)
-		return -EPROTO;
-	if (rep->len > (256u << 20))
-		return -EFBIG;
-	*body = malloc(rep->len + 1);
-	if (!*body || !read_full(fd, *body, rep->len)) {
-		free(*body);
-		*body = NULL;
-		return -EIO;
-	}
-	(*body)[rep->len] = '\0';
-	return 0;
-}
-
 /* A snapshot document (parsed), and how long it took; NULL when none came. */
 static json_t *snapshot(uint64_t *took_ns, char **raw)
 {
 	uint64_t t0 = bt_now_ns();
-	int fd = connect_tmd();
+	int fd = tc_connect(g_socket);
 	if (fd < 0)
 		return NULL;
 	struct tm_wire_hdr rep;
 	char *body;
 	struct tm_wire_snapshot_req req = { .flags = 0, .max_tasks = 200 };
-	int rc = request(fd, TM_WIRE_SNAPSHOT, &req, sizeof(req), &rep, &body);
+	int rc = tc_request(fd, TM_WIRE_SNAPSHOT, &req, sizeof(req), &rep, &body);
 	close(fd);
 	if (took_ns)
 		*took_ns = bt_now_ns() - t0;
@@ -170,16 +110,6 @@ static json_t *snapshot(uint64_t *took_ns, char **raw)
 	return doc;
 }
 
-static json_t *workload_of(json_t *doc, pid_t pid)
-{
-	size_t i;
-	json_t *w;
-	json_array_foreach(json_object_get(doc, "workloads"), i, w)
-		if (json_integer_value(json_object_get(w, "pid")) == pid)
-			return w;
-	return NULL;
-}
-
 static long long reg_counter(json_t *w, const char *key)
 {
 	return json_integer_value(json_object_get(json_object_get(w, "registry"), key));
@@ -191,13 +121,13 @@ static json_t *wait_workload(pid_t pid, long long spawned, unsigned timeout_ms, 
 	uint64_t end = bt_now_ns() + timeout_ms * 1000000ull;
 	do {
 		json_t *doc = snapshot(NULL, NULL);
-		json_t *w = doc ? workload_of(doc, pid) : NULL;
+		json_t *w = doc ? tc_workload_of(doc, pid) : NULL;
 		if (w && reg_counter(w, "spawned") == spawned && reg_counter(w, "running") == 0) {
 			*doc_out = doc;
 			return w;
 		}
 		json_decref(doc);
-		msleep(100);
+		tc_msleep(100);
 	} while (bt_now_ns() < end);
 	return NULL;
 }
@@ -236,7 +166,7 @@ static int reap(pid_t pid, unsigned timeout_ms)
 			waitpid(pid, &st, 0);
 			return -1;
 		}
-		msleep(5);
+		tc_msleep(5);
 	}
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
@@ -374,7 +304,7 @@ static void forge(struct seg *s, unsigned k, uint64_t *rng)
 		break;
 	case 4:   /* cut short under the reader, then back */
 		(void)!ftruncate(s->fd, 64);
-		msleep(2);
+		tc_msleep(2);
 		(void)!ftruncate(s->fd, (off_t)s->size);
 		pw(s->fd, &h, sizeof(h), 0);
 		break;
@@ -391,7 +321,7 @@ static void forge(struct seg *s, unsigned k, uint64_t *rng)
 		h.pid = 1;
 		pw(s->fd, &h, sizeof(h), 0);
 		(void)!ftruncate(s->fd, (off_t)s->size + 4096);
-		msleep(1);
+		tc_msleep(1);
 		(void)!ftruncate(s->fd, (off_t)s->size);
 		break;
 	}
@@ -399,12 +329,12 @@ static void forge(struct seg *s, unsigned k, uint64_t *rng)
 
 static int register_self(void)
 {
-	int fd = connect_tmd();
+	int fd = tc_connect(g_socket);
 	if (fd < 0)
 		return fd;
 	struct tm_wire_hdr rep;
 	char *body;
-	int rc = request(fd, TM_WIRE_REGISTER, NULL, 0, &rep, &body);
+	int rc = tc_request(fd, TM_WIRE_REGISTER, NULL, 0, &rep, &body);
 	free(body);
 	close(fd);
 	return rc < 0 ? rc : rep.status;
@@ -454,14 +384,14 @@ static void start_taskmond(void)
 		_exit(98);
 	}
 	for (int i = 0; i < 400; i++) {   /* up when its socket answers */
-		int fd = connect_tmd();
+		int fd = tc_connect(g_socket);
 		if (fd >= 0) {
 			close(fd);
 			return;
 		}
 		if (!tmd_alive())
 			break;
-		msleep(25);
+		tc_msleep(25);
 	}
 	fail_msg("taskmond did not come up on %s", g_socket);
 }
@@ -496,7 +426,7 @@ static void time_snapshots(int n, uint64_t *median, uint64_t *max)
 		if (!doc)
 			fail_msg("snapshot %d failed (taskmond %s)", i, tmd_alive() ? "alive" : "dead");
 		json_decref(doc);
-		msleep(20);
+		tc_msleep(20);
 	}
 	qsort(t, (size_t)n, sizeof(t[0]), cmp_u64);
 	*median = t[n / 2];
@@ -559,7 +489,7 @@ static void test_forged_segment(void **state)
 
 	unsigned seconds = 6;
 	pid_t forg = child(forger, &seconds);
-	msleep(300);
+	tc_msleep(300);
 	time_snapshots(30, &med, &max);
 	print_message("snapshot time: median %.2f ms, max %.2f ms without the forger; median %.2f ms, max %.2f ms "
 	              "while it forges (ratio of medians %.2f)\n",
@@ -574,7 +504,7 @@ static void test_forged_segment(void **state)
 	assert_non_null(doc);
 	assert_false(raw_has_control(raw));
 	assert_true(all_printable(doc));
-	json_t *fw = workload_of(doc, forg);
+	json_t *fw = tc_workload_of(doc, forg);
 	if (fw)
 		print_message("forged workload: invalid_records %lld, registry_errors %lld, comm \"%s\"\n",
 		              json_integer_value(json_object_get(fw, "invalid_records")),
@@ -591,7 +521,7 @@ static void test_forged_segment(void **state)
 	/* The real workload's figures are what they were. */
 	doc = snapshot(NULL, NULL);
 	assert_non_null(doc);
-	json_t *w1 = workload_of(doc, real);
+	json_t *w1 = tc_workload_of(doc, real);
 	assert_non_null(w1);
 	char *after = json_dumps(w1, JSON_SORT_KEYS | JSON_COMPACT);
 	json_t *r0 = json_object_get(w0, "registry"), *r1 = json_object_get(w1, "registry");
@@ -632,10 +562,10 @@ static void test_socket_abuse(void **state)
 	enum { FLOOD = 200 };
 	int fds[FLOOD], refused = 0, open_ok = 0;
 	for (int i = 0; i < FLOOD; i++) {
-		fds[i] = connect_tmd();
+		fds[i] = tc_connect(g_socket);
 		open_ok += fds[i] >= 0;
 	}
-	msleep(300);
+	tc_msleep(300);
 	for (int i = 0; i < FLOOD; i++) {
 		struct pollfd p = { .fd = fds[i], .events = POLLIN };
 		if (fds[i] >= 0 && poll(&p, 1, 0) == 1) {
@@ -653,22 +583,22 @@ static void test_socket_abuse(void **state)
 			close(fds[i]);
 
 	/* Oversize and malformed requests: refused with a sentence, connection closed. */
-	int fd = connect_tmd();
+	int fd = tc_connect(g_socket);
 	assert_true(fd >= 0);
 	struct tm_wire_hdr h = { .magic = TM_WIRE_MAGIC, .version = TM_WIRE_VERSION, .type = TM_WIRE_SNAPSHOT,
 	                         .len = 1u << 30 }, rep;
 	assert_int_equal(send(fd, &h, sizeof(h), MSG_NOSIGNAL), (ssize_t)sizeof(h));
-	assert_true(read_full(fd, &rep, sizeof(rep)));
+	assert_true(tc_read_full(fd, &rep, sizeof(rep)));
 	assert_int_equal(rep.type, TM_WIRE_ERROR);
 	assert_int_equal(rep.status, -EINVAL);
 	close(fd);
 
 	/* A REGISTER cannot name a pid: any payload is refused. */
-	fd = connect_tmd();
+	fd = tc_connect(g_socket);
 	assert_true(fd >= 0);
 	pid_t other = 1;
 	char *body;
-	assert_int_equal(request(fd, TM_WIRE_REGISTER, &other, sizeof(other), &rep, &body), 0);
+	assert_int_equal(tc_request(fd, TM_WIRE_REGISTER, &other, sizeof(other), &rep, &body), 0);
 	assert_int_equal(rep.type, TM_WIRE_ERROR);
 	assert_int_equal(rep.status, -EINVAL);
 	free(body);
@@ -732,7 +662,7 @@ static int escaped_crasher(void *arg)
 	char go[PATH_MAX];
 	snprintf(go, sizeof(go), "%s/go.%d", g_state, (int)getpid());
 	for (int i = 0; i < 400 && access(go, F_OK) != 0; i++)
-		msleep(50);
+		tc_msleep(50);
 	tm_spawn(&t, "crashes", body_crash, NULL, NULL);
 	tm_join(t, 5000, NULL, NULL);
 	return 42;
@@ -771,7 +701,7 @@ static void test_escapes_leave_escaped(void **state)
 			if (strstr(buf, "SIGSEGV"))
 				break;
 		}
-		msleep(50);
+		tc_msleep(50);
 	}
 	if (!strstr(buf, "SIGSEGV"))
 		fail_msg("no crash record in %s", path);
@@ -796,9 +726,9 @@ static int many_tasks(void *arg)
 	}
 	struct tm_stats s;
 	do {
-		msleep(10);
+		tc_msleep(10);
 	} while (tm_get_stats(&s) == 0 && s.currently_running > 0);
-	msleep(1500);   /* the registry is re-read once a second */
+	tc_msleep(1500);   /* the registry is re-read once a second */
 	tm_shutdown();
 	return 0;
 }
@@ -822,12 +752,12 @@ static void test_million_short_tasks(void **state)
 		long r = rss_kib(g_tmd);
 		if (r > peak)
 			peak = r;
-		msleep(100);
+		tc_msleep(100);
 		assert_true(bt_now_ns() - t0 < 600ull * 1000000000ull);
 	}
 	double secs = (double)(bt_now_ns() - t0) / 1e9;
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	msleep(1500);
+	tc_msleep(1500);
 	long rss1 = rss_kib(g_tmd);
 	json_t *doc = snapshot(NULL, NULL);
 	assert_non_null(doc);
@@ -857,7 +787,7 @@ static int forking_workload(void *arg)
 		tm_task *t;
 		if (tm_spawn(&t, "before_fork", body_short, NULL, NULL) != 0 || tm_join(t, 5000, NULL, NULL) != 0)
 			return 61;
-		msleep(20);
+		tc_msleep(20);
 	}
 	fflush(NULL);
 	pid_t pid = fork();

@@ -37,6 +37,7 @@
 #include <cmocka.h>
 
 #include "integration/bpf_test.h"
+#include "integration/tmd_client.h"
 #include "taskmon.h"
 #include "taskmon_shm.h"
 #include "wire.h"
@@ -45,13 +46,6 @@ static char g_dir[64], g_socket[96], g_state[96];
 static pid_t g_tmd = -1;
 
 /* ---- helpers ----------------------------------------------------------------------- */
-
-static void msleep(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 static double secs_since(uint64_t t0)
 {
@@ -71,7 +65,7 @@ static int reap(pid_t pid, unsigned timeout_ms)
 			waitpid(pid, &st, 0);
 			return -1;
 		}
-		msleep(5);
+		tc_msleep(5);
 	}
 	for (int i = 0; i < 2; i++)
 		if (g_children[i] == pid)
@@ -79,69 +73,10 @@ static int reap(pid_t pid, unsigned timeout_ms)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static int connect_tmd(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", g_socket);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	struct timeval tv = { 5, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
-static bool read_full(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 /* The collector's snapshot, parsed; NULL when none came. */
 static json_t *snapshot(void)
 {
-	int fd = connect_tmd();
-	if (fd < 0)
-		return NULL;
-	struct tm_wire_snapshot_req req = { .flags = 0, .max_tasks = 65536 };
-	struct tm_wire_hdr h = { .magic = TM_WIRE_MAGIC, .version = TM_WIRE_VERSION, .type = TM_WIRE_SNAPSHOT,
-	                         .len = sizeof(req) };
-	struct tm_wire_hdr rep;
-	json_t *doc = NULL;
-	if (send(fd, &h, sizeof(h), MSG_NOSIGNAL) == (ssize_t)sizeof(h) &&
-	    send(fd, &req, sizeof(req), MSG_NOSIGNAL) == (ssize_t)sizeof(req) && read_full(fd, &rep, sizeof(rep)) &&
-	    rep.magic == TM_WIRE_MAGIC && rep.type == (TM_WIRE_SNAPSHOT | TM_WIRE_REPLY) && rep.len < (64u << 20)) {
-		char *body = malloc(rep.len + 1);
-		if (body && read_full(fd, body, rep.len))
-			doc = json_loadb(body, rep.len, 0, NULL);
-		free(body);
-	}
-	close(fd);
-	return doc;
-}
-
-/* The workload of that pid in the snapshot (a borrowed reference), or NULL. */
-static json_t *workload_of(json_t *doc, pid_t pid)
-{
-	size_t i;
-	json_t *w;
-	json_array_foreach(json_object_get(doc, "workloads"), i, w)
-		if (json_integer_value(json_object_get(w, "pid")) == pid)
-			return w;
-	return NULL;
+	return tc_snapshot(g_socket, 65536, NULL);
 }
 
 static long long num(json_t *obj, const char *a, const char *b)
@@ -158,11 +93,11 @@ static json_t *wait_snapshot(pid_t pid, bool (*done)(json_t *w, const void *arg)
 	uint64_t end = bt_now_ns() + timeout_ms * 1000000ull;
 	do {
 		json_t *doc = snapshot();
-		*w = doc ? workload_of(doc, pid) : NULL;
+		*w = doc ? tc_workload_of(doc, pid) : NULL;
 		if (*w && done(*w, arg))
 			return doc;
 		json_decref(doc);
-		msleep(100);
+		tc_msleep(100);
 	} while (bt_now_ns() < end);
 	*w = NULL;
 	return NULL;
@@ -189,14 +124,14 @@ static void start_taskmond(void)
 		_exit(98);
 	}
 	for (int i = 0; i < 1200; i++) {   /* up when its socket answers */
-		int fd = connect_tmd();
+		int fd = tc_connect(g_socket);
 		if (fd >= 0) {
 			close(fd);
 			return;
 		}
 		if (!tmd_alive())
 			break;
-		msleep(25);
+		tc_msleep(25);
 	}
 	fail_msg("taskmond did not come up on %s", g_socket);
 }
@@ -287,7 +222,7 @@ static int spawner(int slot)
 		for (int i = 0; i < 8; i++)
 			if (tm_join(t[i], 10000, NULL, NULL) != 0)
 				return 13;
-		msleep(1);
+		tc_msleep(1);
 	}
 	tm_shutdown();
 	return 0;
@@ -324,7 +259,7 @@ static int bystander(int slot)
 	if (type < 0)
 		return 31;
 	while (!atomic_load(&g_sh->go[slot]))
-		msleep(5);
+		tc_msleep(5);
 	for (int i = 0; i < BYSTANDER_TASKS; i++) {
 		tm_task *t;
 		char name[32];
@@ -333,10 +268,10 @@ static int bystander(int slot)
 		    tm_join(t, 10000, NULL, NULL) != 0)
 			return 32;
 		atomic_fetch_add(&g_sh->spawned[slot], 1);
-		msleep(2);
+		tc_msleep(2);
 	}
 	while (!atomic_load(&g_sh->stop[slot]))
-		msleep(10);
+		tc_msleep(10);
 	tm_shutdown();
 	return 0;
 }
@@ -395,7 +330,7 @@ static void window(struct rate *r, pid_t *dying, uint64_t t_kill)
 	r->slowest = ~0ull;
 	r->reaped_s = -1;
 	for (int i = 0; i < WINDOW_MS / SAMPLE_MS; i++) {
-		msleep(SAMPLE_MS);
+		tc_msleep(SAMPLE_MS);
 		unsigned long long now = atomic_load(&g_sh->spawned[0]);
 		if (now - prev < r->slowest)
 			r->slowest = now - prev;
@@ -424,7 +359,7 @@ static void test_collector_killed(void **state)
 	if (!doc)
 		fail_msg("the first collector never showed the spawner's kernel figures");
 	json_decref(doc);
-	msleep(1000);   /* past the start: a steady rate */
+	tc_msleep(1000);   /* past the start: a steady rate */
 
 	struct rate before, after, again;
 	pid_t dying = g_tmd;
@@ -549,7 +484,7 @@ static void test_workload_killed(void **state)
 	/* Killed mid-spawn, while the bystander runs its tasks. */
 	atomic_store(&g_sh->go[1], 1);
 	while (atomic_load(&g_sh->spawned[1]) < BYSTANDER_TASKS / 3)
-		msleep(5);
+		tc_msleep(5);
 	unsigned long long vi_spawned = atomic_load(&g_sh->spawned[0]);
 	uint64_t t_kill = bt_now_ns();
 	assert_int_equal(kill(vi, SIGKILL), 0);
@@ -620,7 +555,7 @@ static void test_workload_killed(void **state)
 	}
 	json_decref(doc);
 	/* And nothing changes them later: two more collector ticks. */
-	msleep(2500);
+	tc_msleep(2500);
 	doc = wait_snapshot(by, listed, NULL, 10000, &w);
 	assert_non_null(doc);
 	char *fig2 = figures(w);
