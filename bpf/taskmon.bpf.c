@@ -10,11 +10,15 @@
  * against a helper call per field); the rest reads kernel memory only
  * through BPF_CORE_READ, which accepts either kind of pointer.
  *
- * Cost model: a context switch or wakeup of a thread outside the watched
- * workloads costs the `nr_watched` check and, when anything is watched, one
- * inlined array lookup per process involved (no helper call). Per-switch
- * accounting lives in per-thread state (task-local storage, or the `threads`
- * map for raw_tp); the ring buffer only carries lifecycle events.
+ * Cost model: a context switch of a thread outside the watched workloads
+ * costs the `nr_watched` check and, when anything is watched, one inlined
+ * array lookup per process involved (no helper call). No wakeup is hooked:
+ * run-queue wait is the kernel's own sched_info.run_delay, switch counts and
+ * migrations its own counters, all read where the thread is current (a
+ * probe, its switch-out, its exit). A switch of a watched thread keeps only
+ * what those counters cannot say (when it went off and on a CPU) in
+ * per-thread state (task-local storage, or the `threads` map for raw_tp);
+ * the ring buffer only carries lifecycle events.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -184,31 +188,33 @@ static __always_inline void thread_drop(struct task_struct *task, __u32 tid, boo
 		bpf_map_delete_elem(&threads, &tid);
 }
 
-/* Cumulative on-CPU time of a thread now. Exact at switch-out (the kernel's
- * se.sum_exec_runtime); while it runs, extrapolated from its last switch-in. */
-static __always_inline __u64 oncpu_now(const struct tm_thread *t, __u64 now)
-{
-	if (t->oncpu_since && now > t->oncpu_since)
-		return t->cpu_at_switch_in + (now - t->oncpu_since);
-	return t->oncpu_total;
-}
-
-/* Called in the thread itself (USDT, exit): a thread first seen while running
- * has no switch-in yet; its runtime so far is the kernel's, a tick stale at most. */
-static __always_inline void ensure_on_cpu(struct tm_thread *t, __u64 now)
-{
-	if (t->oncpu_since)
-		return;
-	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
-	t->oncpu_since = now;
-	t->cpu_at_switch_in = BPF_CORE_READ(cur, se.sum_exec_runtime);
-}
-
-/* ---- scheduler ----------------------------------------------------------- */
-
 /* A task_struct field: a direct load where the pointer is typed (tp_btf),
  * a probe read otherwise. `btf` is a constant at every call site. */
 #define TASK_FIELD(btf, p, field) ((btf) ? (p)->field : BPF_CORE_READ(p, field))
+
+/* The kernel's own counters of a thread, read while it is current (or is
+ * `prev` at its switch-out): run_delay then covers every wait up to its
+ * latest switch-in, which is all of them. */
+#define MIGRATIONS_OF(task)  BPF_CORE_READ(task, se.nr_migrations)
+
+/* A TASK_FIELD (below) of sched_info, which only kernels built with
+ * CONFIG_SCHED_INFO have (every major distribution's); without it run-queue
+ * figures read 0 and `taskmond --check` says why. */
+#define RUN_DELAY(btf, p) (bpf_core_field_exists((p)->sched_info) ? TASK_FIELD(btf, p, sched_info.run_delay) : 0)
+#define RUNQ_OF(task) RUN_DELAY(false, task)
+
+/* On-CPU time of the current thread now: the kernel's se.sum_exec_runtime
+ * is brought up to date only at ticks and switches, so it is extrapolated
+ * from the latest switch-in when that was seen; otherwise (a thread running
+ * since before the watch) the kernel's figure, a tick stale at most. */
+static __always_inline __u64 oncpu_now(const struct tm_thread *t, struct task_struct *cur, __u64 now)
+{
+	if (t->oncpu_since && now > t->oncpu_since)
+		return t->cpu_at_switch_in + (now - t->oncpu_since);
+	return BPF_CORE_READ(cur, se.sum_exec_runtime);
+}
+
+/* ---- scheduler ----------------------------------------------------------- */
 
 static __always_inline void switch_out(struct task_struct *prev, __u64 now, bool involuntary, bool btf)
 {
@@ -216,13 +222,9 @@ static __always_inline void switch_out(struct task_struct *prev, __u64 now, bool
 	struct tm_thread *t = thread_get(prev, tid, btf);
 	if (!t)
 		return;
-	/* Updated by put_prev_task just before this tracepoint: exact. */
-	t->oncpu_total = TASK_FIELD(btf, prev, se.sum_exec_runtime);
 	t->oncpu_since = 0;
 	t->last_out_ns = now;
 	if (involuntary) {
-		t->nivcsw++;
-		t->runnable_since = now;
 		/* prev is current here. Consecutive preemptions at the same point
 		 * keep the first time: the thread got no further in between. */
 		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -232,11 +234,9 @@ static __always_inline void switch_out(struct task_struct *prev, __u64 now, bool
 			t->preempt_ip = ip;
 		}
 	} else {
-		t->nvcsw++;
-		t->runnable_since = 0;
 		t->preempt_ns = 0;
 		if (!t->task_id) {
-			t->runq_mark = t->runq_total;
+			t->runq_mark = RUN_DELAY(btf, prev);
 			t->runq_mark_ns = now;
 		}
 	}
@@ -245,21 +245,13 @@ static __always_inline void switch_out(struct task_struct *prev, __u64 now, bool
 static __always_inline void switch_in(struct task_struct *next, __u64 now, bool btf)
 {
 	__u32 tid = TASK_FIELD(btf, next, pid);
-	__u32 cpu = bpf_get_smp_processor_id() + 1;
 	struct tm_thread *t = thread_get(next, tid, btf);
 	if (!t)
 		return;
-	if (t->runnable_since && now > t->runnable_since) {
-		t->runq_total += now - t->runnable_since;
-		t->runq_last_start = t->runnable_since;
-		t->runq_last_end = now;
-	}
-	t->runnable_since = 0;
 	t->oncpu_since = now;
 	t->cpu_at_switch_in = TASK_FIELD(btf, next, se.sum_exec_runtime);
-	if (t->last_cpu && t->last_cpu != cpu)
-		t->migrations++;
-	t->last_cpu = cpu;
+	/* The kernel adds the wait this switch ends after the tracepoint. */
+	t->runq_at_switch_in = RUN_DELAY(btf, next);
 }
 
 static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
@@ -275,48 +267,20 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
 	return 0;
 }
 
-static __always_inline int on_wakeup(struct task_struct *p, bool btf)
-{
-	__u32 tid = TASK_FIELD(btf, p, pid);
-	struct tm_thread *t = thread_get(p, tid, btf);
-	/* A wakeup of a thread still on its CPU (it had not slept yet) is no wait. */
-	if (t && !t->oncpu_since && !t->runnable_since)
-		t->runnable_since = bpf_ktime_get_ns();
-	return 0;
-}
-
-static __always_inline int on_wakeup_new(struct task_struct *p, bool btf)
-{
-	__u32 tid = TASK_FIELD(btf, p, pid);
-	__u64 now = bpf_ktime_get_ns();
-	struct tm_thread init = {};
-	init.runnable_since = now;
-	init.created_ns = now;
-	count(TM_STAT_THREAD_NEW);
-	if (btf && task_storage) {
-		struct tm_thread *t = bpf_task_storage_get(&thread_store, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (t)
-			*t = init;
-		return 0;
-	}
-	/* A new thread: whatever an earlier thread of that id left is stale. */
-	bpf_map_update_elem(&threads, &tid, &init, BPF_ANY);
-	return 0;
-}
-
-/* The running task's totals from its start to now, into an end event. */
-static __always_inline void task_totals(struct tm_ev_task_end *e, const struct tm_thread *t, __u64 now,
-                                        __u64 runq_after)
+/* The running task's totals from its start to now, into an end event; cur
+ * is the current thread. */
+static __always_inline void task_totals(struct tm_ev_task_end *e, const struct tm_thread *t,
+                                        struct task_struct *cur, __u64 now, __u64 runq_after)
 {
 	__u64 wall = now > t->task_start_ns ? now - t->task_start_ns : 0;
-	__u64 cpu = oncpu_now(t, now);
+	__u64 cpu = oncpu_now(t, cur, now), runq = RUNQ_OF(cur) - runq_after;
 	e->start_ns = t->task_start_ns;
 	e->oncpu_ns = cpu > t->base_oncpu ? cpu - t->base_oncpu : 0;
-	e->runq_ns = t->runq_total - runq_after - t->base_runq;
+	e->runq_ns = runq > t->base_runq ? runq - t->base_runq : 0;
 	e->blocked_ns = wall > e->oncpu_ns + e->runq_ns ? wall - e->oncpu_ns - e->runq_ns : 0;
-	e->nvcsw = t->nvcsw - t->base_nvcsw;
-	e->nivcsw = t->nivcsw - t->base_nivcsw;
-	e->migrations = t->migrations - t->base_migrations;
+	e->nvcsw = BPF_CORE_READ(cur, nvcsw) - t->base_nvcsw;
+	e->nivcsw = BPF_CORE_READ(cur, nivcsw) - t->base_nivcsw;
+	e->migrations = MIGRATIONS_OF(cur) - t->base_migrations;
 }
 
 static __always_inline int on_exit(struct task_struct *p, bool btf)
@@ -325,12 +289,12 @@ static __always_inline int on_exit(struct task_struct *p, bool btf)
 	__u64 now = bpf_ktime_get_ns();
 	struct tm_thread *t = thread_find(p, tid, btf);
 	if (t && t->task_id) {
-		/* The thread dies inside a task (a crash, exit(), a kill): close it out. */
-		ensure_on_cpu(t, now);
+		/* The thread dies inside a task (a crash, exit(), a kill): close it
+		 * out. It is current: the exit runs in the exiting thread. */
 		struct tm_ev_task_end *e = EV_RESERVE(struct tm_ev_task_end, TM_EV_TASK_END);
 		if (e) {
 			fill_hdr(&e->h, now, tgid, tid, t->task_id);
-			task_totals(e, t, now, 0);
+			task_totals(e, t, p, now, 0);
 			e->status = -1;
 			e->flags = TM_EVF_THREAD_EXIT;
 			ev_submit(e, sizeof(*e));
@@ -551,22 +515,6 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	return on_switch(preempt, prev, next, prev_state, is_watched(prev->tgid), is_watched(next->tgid), true);
 }
 
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(sched_wakeup, struct task_struct *p)
-{
-	if (!nr_watched || !is_watched(p->tgid))
-		return 0;
-	return on_wakeup(p, true);
-}
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(sched_wakeup_new, struct task_struct *p)
-{
-	if (!nr_watched || !is_watched(p->tgid))
-		return 0;
-	return on_wakeup_new(p, true);
-}
-
 /* Kernels before 6.16 pass only the task; group_dead is not needed (see on_exit). */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_process_exit, struct task_struct *p)
@@ -594,22 +542,6 @@ int BPF_PROG(raw_sched_switch, bool preempt, struct task_struct *prev, struct ta
 		return 0;
 	return on_switch(preempt, prev, next, prev_state, is_watched(BPF_CORE_READ(prev, tgid)),
 	                 is_watched(BPF_CORE_READ(next, tgid)), false);
-}
-
-SEC("raw_tp/sched_wakeup")
-int BPF_PROG(raw_sched_wakeup, struct task_struct *p)
-{
-	if (!nr_watched || !is_watched(BPF_CORE_READ(p, tgid)))
-		return 0;
-	return on_wakeup(p, false);
-}
-
-SEC("raw_tp/sched_wakeup_new")
-int BPF_PROG(raw_sched_wakeup_new, struct task_struct *p)
-{
-	if (!nr_watched || !is_watched(BPF_CORE_READ(p, tgid)))
-		return 0;
-	return on_wakeup_new(p, false);
 }
 
 SEC("raw_tp/sched_process_exit")
@@ -709,15 +641,20 @@ int BPF_USDT(task_spawn, __u64 id, int type, const char *name)
 /* Run-queue wait of the task thread between the spawn and the start. All
  * since the thread last blocked or ended a task, when that was after the
  * spawn (the wakeup or creation for this task and any preemption since);
- * otherwise (a busy thread took it from the queue) its latest wait, clipped. */
-static __always_inline __u64 spawn_runq(const struct tm_thread *t, const struct probe_time *p, __u64 spawn_ns,
-                                        __u64 latency)
+ * otherwise (a busy thread took it from the queue, or a thread that was
+ * blocked since before the spawn was woken for it) its latest wait, the one
+ * its latest switch-in ended, clipped to after the spawn. */
+static __always_inline __u64 spawn_runq(const struct tm_thread *t, const struct probe_time *p, __u64 runq_now,
+                                        __u64 spawn_ns, __u64 latency)
 {
 	__u64 runq = 0;
-	if (t->runq_mark_ns >= spawn_ns)
-		runq = t->runq_total - p->runq_after - t->runq_mark;
-	else if (!p->runq_after && t->runq_last_end > spawn_ns)
-		runq = t->runq_last_end - (t->runq_last_start > spawn_ns ? t->runq_last_start : spawn_ns);
+	if (t->runq_mark_ns >= spawn_ns) {
+		runq = runq_now - p->runq_after - t->runq_mark;
+	} else if (!p->runq_after && t->oncpu_since > spawn_ns && runq_now >= t->runq_at_switch_in) {
+		__u64 last = runq_now - t->runq_at_switch_in, end = t->oncpu_since;
+		__u64 start = end > last ? end - last : 0;
+		runq = end - (start > spawn_ns ? start : spawn_ns);
+	}
 	return runq < latency ? runq : latency;
 }
 
@@ -729,11 +666,12 @@ int BPF_USDT(task_start, __u64 id)
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	if (!is_watched(tgid))
 		return 0;
-	struct tm_thread *t = thread_get(bpf_get_current_task_btf(), tid, true);
+	struct task_struct *cur = bpf_get_current_task_btf();
+	struct tm_thread *t = thread_get(cur, tid, true);
 	if (!t)
 		return 0;
-	ensure_on_cpu(t, now);
 	struct probe_time p = probe_time(ctx, t, now);
+	__u64 runq_now = RUNQ_OF(cur);
 	now = p.at;
 	struct tm_spawn_val spawn;
 	struct tm_spawn_val *sv = spawn_take(id, tgid, &spawn) ? &spawn : NULL;
@@ -750,8 +688,8 @@ int BPF_USDT(task_start, __u64 id)
 			e->spawner_tid = sv->spawner_tid;
 			e->type = sv->type;
 			__builtin_memcpy(e->name, sv->name, sizeof(e->name));
-			e->runq_ns = spawn_runq(t, &p, sv->ts_ns, e->latency_ns);
-			if (t->created_ns >= sv->ts_ns)
+			e->runq_ns = spawn_runq(t, &p, runq_now, sv->ts_ns, e->latency_ns);
+			if (BPF_CORE_READ(cur, start_time) >= sv->ts_ns)
 				e->flags |= TM_EVF_NEW_THREAD;
 		} else {
 			e->flags |= TM_EVF_NO_SPAWN;
@@ -765,11 +703,11 @@ int BPF_USDT(task_start, __u64 id)
 		return 0;
 	t->task_id = id;
 	t->task_start_ns = now;
-	t->base_oncpu = oncpu_now(t, now);
-	t->base_runq = t->runq_total - p.runq_after;
-	t->base_nvcsw = t->nvcsw;
-	t->base_nivcsw = t->nivcsw;
-	t->base_migrations = t->migrations;
+	t->base_oncpu = oncpu_now(t, cur, now);
+	t->base_runq = runq_now - p.runq_after;
+	t->base_nvcsw = BPF_CORE_READ(cur, nvcsw);
+	t->base_nivcsw = BPF_CORE_READ(cur, nivcsw);
+	t->base_migrations = MIGRATIONS_OF(cur);
 	return 0;
 }
 
@@ -781,9 +719,8 @@ int BPF_USDT(task_end, __u64 id, int status, int rc)
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	if (!is_watched(tgid))
 		return 0;
-	struct tm_thread *t = thread_find(bpf_get_current_task_btf(), tid, true);
-	if (t)
-		ensure_on_cpu(t, now);
+	struct task_struct *cur = bpf_get_current_task_btf();
+	struct tm_thread *t = thread_find(cur, tid, true);
 	struct probe_time p = probe_time(ctx, t, now);
 	now = p.at;
 	struct tm_ev_task_end *e = EV_RESERVE(struct tm_ev_task_end, TM_EV_TASK_END);
@@ -794,9 +731,9 @@ int BPF_USDT(task_end, __u64 id, int status, int rc)
 	}
 	if (t && t->task_id == id) {
 		if (e)
-			task_totals(e, t, now, p.runq_after);
+			task_totals(e, t, cur, now, p.runq_after);
 		t->task_id = 0;
-		t->runq_mark = t->runq_total;
+		t->runq_mark = RUNQ_OF(cur);
 		t->runq_mark_ns = now;
 	} else {
 		/* Ended where it never ran: a spawn whose thread could not be had

@@ -161,36 +161,29 @@ struct tm_spawn_val {
 
 /* Per-thread scheduler state of watched threads: task-local storage, or
  * threads[tid] for the raw_tp programs (LRU: a missed exit cannot leak).
- * Cumulative figures only grow; a task's totals are the difference between
- * its end and the snapshot taken at its start. */
+ * Most of a task's figures come from the kernel's own per-thread counters,
+ * read where the thread is current: se.sum_exec_runtime (on CPU),
+ * sched_info.run_delay (run-queue wait, CONFIG_SCHED_INFO), nvcsw, nivcsw
+ * and se.nr_migrations. A task's totals are their difference between its
+ * end and its start; this state keeps the bases and what the counters
+ * cannot say (when the thread last went off and on a CPU). */
 struct tm_thread {
 	__u64 task_id;          /* current task; 0 = none */
 	__u64 task_start_ns;
-	__u64 oncpu_since;      /* switch-in time; 0 = not on a CPU */
+	__u64 oncpu_since;      /* switch-in time; 0 = not on a CPU, or not seen since the watch began */
 	__u64 cpu_at_switch_in; /* se.sum_exec_runtime at that switch-in */
-	__u64 runnable_since;   /* woken or preempted at; 0 = not waiting for a CPU */
-	__u64 oncpu_total;      /* cumulative, as of the last switch-out */
-	__u64 runq_total;       /* cumulative */
-	__u64 runq_mark;        /* runq_total when it last blocked or ended a task ... */
+	__u64 runq_at_switch_in;/* sched_info.run_delay then: without the wait that switch-in ended */
+	__u64 runq_mark;        /* run_delay when it last blocked or ended a task ... */
 	__u64 runq_mark_ns;     /* ... and when */
-	__u64 runq_last_start;  /* its latest run-queue wait */
-	__u64 runq_last_end;
-	__u64 created_ns;       /* sched_wakeup_new time, 0 when the thread predates the watch */
 	__u64 last_out_ns;      /* last switch-out */
 	__u64 preempt_ns;       /* last involuntary switch-out; 0 after a voluntary one */
 	__u64 preempt_ip;       /* user instruction pointer it was preempted at */
-	/* snapshot at task_start */
+	/* the kernel's counters at task_start */
 	__u64 base_oncpu;
 	__u64 base_runq;
-	__u32 base_nvcsw;
-	__u32 base_nivcsw;
-	__u32 base_migrations;
-	/* cumulative counters */
-	__u32 nvcsw;
-	__u32 nivcsw;
-	__u32 migrations;
-	__u32 last_cpu;         /* CPU of the last switch-in + 1; 0 before any */
-	__u32 pad;
+	__u64 base_nvcsw;
+	__u64 base_nivcsw;
+	__u64 base_migrations;
 };
 
 /* Counters in the per-CPU `stats` array. */

@@ -43,6 +43,7 @@ void tm__config_defaults(struct tm__config *c)
 	c->thread_keepalive_ms = 10000;
 	c->max_idle_threads = 256;
 	c->contain_faults = false;
+	c->kernel_trace_rate = 20000;
 	for (unsigned i = 0; i < TM_BUILTIN_TYPES; i++)
 		strcpy(c->types[i].name, tm__builtin_type_names[i]);
 	c->ntypes = TM_BUILTIN_TYPES;
@@ -338,6 +339,7 @@ static const struct key management_keys[] = {
 	DURATION("thread_keepalive", thread_keepalive_ms, 0),
 	{ "max_idle_threads", K_UINT, MG(max_idle_threads), 0, 1000000, false },
 	{ "contain_faults", K_BOOL, MG(contain_faults), 0, 0, false },
+	{ "kernel_trace_rate", K_U64, MG(kernel_trace_rate), 0, 1000000000, false },
 };
 
 static const struct key type_keys[] = {

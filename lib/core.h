@@ -112,7 +112,7 @@ struct tm__desc {
 	uint32_t slot;
 	uint32_t member;        /* index in group */
 	uint32_t stack_default; /* 1 when it may run on a cached thread */
-	uint32_t unused;
+	uint32_t traced;        /* 1: its probes fire (the spawner's kernel trace budget allowed it) */
 };
 
 /* critical.c */
@@ -219,6 +219,10 @@ size_t tm__pool_default_stack(void);
 int  tm__pool_submit(const struct tm__desc *d, size_t stack_size);
 void tm__pool_stop(void);
 void tm__pool_reset_after_fork(void);
+/* trace_budget.c: whether a task spawned now by the calling thread fires its
+ * probes (kernel_trace_rate); a task that does not is counted with tm__trace_skipped. */
+bool tm__trace_admit(uint64_t now_ns);
+void tm__trace_skipped(int type);
 /* task.c: runs one task on the calling pool thread */
 /* Returns false when the thread must not be reused (it ran a contained fault). */
 bool tm__run(const struct tm__desc *d);

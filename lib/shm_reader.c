@@ -580,6 +580,7 @@ static void fill_type_snapshot(struct tm_shm_type_snapshot *s, int id, const str
 	s->latency_count = t->latency_count;
 	s->latency_max_ns = t->latency_max_ns;
 	s->latency_sum_ns = t->latency_sum_ns;
+	s->trace_skipped = t->trace_skipped;
 	memcpy(s->hist, t->hist, sizeof(s->hist));
 }
 

@@ -129,11 +129,12 @@ struct request {
 };
 
 /* Undoes a spawn whose thread could not be had: nothing stays half-registered. */
-static void abandon(const struct request *q, uint32_t slot, uint64_t id, struct tm_task *h)
+static void abandon(const struct request *q, uint32_t slot, uint64_t id, struct tm_task *h, bool traced)
 {
 	tm__unadmit(q->type);
 	tm__count(q->type, TM_C_REJECTED, 1);
-	TM_PROBE_END(id, (int)TM_FAILED, -EAGAIN);
+	if (traced)
+		TM_PROBE_END(id, (int)TM_FAILED, -EAGAIN);
 	if (q->group)
 		tm__group_leave_unstarted(q->group);
 	if (h) {
@@ -151,7 +152,8 @@ static void end_listed_member(const struct request *q, const struct tm__desc *d,
 	tm__slot_publish_end(d->slot, TM_FAILED, err, tm__now_ns(), 0);
 	tm__count(q->type, TM_C_REJECTED, 1);
 	tm__unadmit(q->type);
-	TM_PROBE_END(id, (int)TM_FAILED, err);
+	if (d->traced)
+		TM_PROBE_END(id, (int)TM_FAILED, err);
 	tm__group_member_ended(q->group, d->member, TM_FAILED, err);
 	tm__finish_handle(d->handle, TM_FAILED, err);
 	if (q->want_handle)
@@ -175,11 +177,15 @@ static int launch(tm_task **out, tm_fn fn, void *arg, const struct request *q)
 	 * and the library's mean the same moment (a heap or page fault below
 	 * would otherwise sit between them). */
 	uint64_t now = tm__now_ns();
-	TM_PROBE_SPAWN(id, q->type, q->name);
+	bool traced = q->crit || tm__trace_admit(now);
+	if (traced)
+		TM_PROBE_SPAWN(id, q->type, q->name);
+	else
+		tm__trace_skipped(q->type);
 	uint32_t holders = (q->want_handle ? 1u : 0u) + (q->group ? 1u : 0u);
 	struct tm_task *h = holders ? tm__new_handle(id, slot, q->name, holders) : NULL;
 	if (holders && !h) {
-		abandon(q, slot, id, NULL);
+		abandon(q, slot, id, NULL, traced);
 		return tm__fail(ENOMEM, "out of memory for the handle of task '%s'", q->name);
 	}
 	if (h)
@@ -190,11 +196,11 @@ static int launch(tm_task **out, tm_fn fn, void *arg, const struct request *q)
 
 	struct tm__desc d = { .fn = fn, .arg = arg, .handle = h, .crit = q->crit, .group = q->group, .slot = slot,
 	                      .deadline_ns = deadline_after(now, q->timeout_ms),
-	                      .stack_default = q->stack == tm__pool_default_stack() };
+	                      .stack_default = q->stack == tm__pool_default_stack(), .traced = traced };
 	if (q->group) {
 		int m = tm__group_add(q->group, h);
 		if (m < 0) {
-			abandon(q, slot, id, h);
+			abandon(q, slot, id, h, traced);
 			return m;
 		}
 		d.member = (uint32_t)m;
@@ -203,7 +209,7 @@ static int launch(tm_task **out, tm_fn fn, void *arg, const struct request *q)
 		if (q->group)
 			end_listed_member(q, &d, id, r);
 		else
-			abandon(q, slot, id, h);
+			abandon(q, slot, id, h, traced);
 		return r;
 	}
 	tm__count(q->type, TM_C_SPAWNED, 1);

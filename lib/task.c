@@ -194,7 +194,8 @@ static void run_body(const struct tm__desc *d, int type, uint64_t id, struct run
 	tm__slot_publish_start(slot, (uint32_t)tl.tid, r->start_ns);
 	if (tm__g.cfg.enable_task_metrics)
 		record_latency(type, r->start_ns - r->ready_ns);
-	TM_PROBE_START(id);
+	if (d->traced)
+		TM_PROBE_START(id);
 	if (!(atomic_load(&tm__g.ctl[slot].state) & TM__S_CANCEL)) {
 		uint64_t cpu0 = thread_cpu_ns();
 		int jumped = call_body(d, &r->rc);
@@ -225,7 +226,8 @@ static void finish(const struct tm__desc *d, int type, uint64_t id, struct run *
 	tm__slot_publish_end(d->slot, status, r->rc, end, r->cpu_ns);
 	tm__count(type, status_counter[status], 1);
 	tm__unadmit(type);
-	TM_PROBE_END(id, status, r->rc);
+	if (d->traced)
+		TM_PROBE_END(id, status, r->rc);
 	/* Retired before anyone is told: a joiner that spawns at once must find
 	 * the record reclaimable (a handle's pin still keeps it until released). */
 	tm__slot_retire(d->slot);

@@ -101,7 +101,10 @@ struct tm_shm_type {
 	uint64_t latency_max_ns;
 	uint64_t latency_sum_ns;
 	uint64_t hist[TM_HIST_BUCKETS];      /* spawn latency, ns */
-	uint64_t reserved[3];
+	uint64_t trace_skipped;              /* spawned without firing its probes: over the
+	                                      * spawner's kernel_trace_rate (0 in segments of
+	                                      * libraries before it; reserved space then) */
+	uint64_t reserved[2];
 };
 
 struct tm_shm_slot {
@@ -171,6 +174,7 @@ struct tm_shm_type_snapshot {
 	uint64_t counters[TM_C_COUNT];
 	uint64_t max_concurrent, default_timeout_ms;
 	uint64_t latency_count, latency_max_ns, latency_sum_ns;
+	uint64_t trace_skipped;              /* tasks the kernel was not told of (kernel_trace_rate) */
 	uint64_t hist[TM_HIST_BUCKETS];
 };
 /* Fills up to cap registered types; returns how many, or -EBADMSG / -EIO. */

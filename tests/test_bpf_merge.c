@@ -270,7 +270,7 @@ static void test_registry(void **state)
 {
 	(void)state;
 	struct tmd_merge *m;
-	uint64_t counters[TM_C_COUNT];
+	uint64_t counters[TMD_C_COUNT];
 	pid_t me = getpid();
 	assert_int_equal(tm_init(NULL), 0);
 	spawn_join("reader", TM_DATABASE, 3);
@@ -493,7 +493,7 @@ static void test_dead_workload(void **state)
 {
 	(void)state;
 	struct tmd_merge *m;
-	uint64_t counters[TM_C_COUNT];
+	uint64_t counters[TMD_C_COUNT];
 	char seg[64];
 	pid_t gone[4];
 	FILE *out;

@@ -18,6 +18,7 @@
 
 #include "integration/bpf_test.h"
 #include "taskmon.h"
+#include "taskmon_shm.h"
 
 /* Per task the kernel side submits exactly two records: task_start (at the
  * task_start probe) and task_end (at task_end). task_spawn only fills a map;
@@ -166,13 +167,15 @@ static int group_setup(void **state)
 {
 	(void)state;
 	tmd_libbpf_print(false);
-	return tm_init(NULL);
+	/* Every task traced: the counts below are per task. */
+	return bt_use_trace_rate("0") < 0 ? -1 : tm_init(NULL);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
 	tm_shutdown();
+	bt_drop_trace_rate();
 	return 0;
 }
 
@@ -291,6 +294,67 @@ static void test_overflow_counted_exactly(void **state)
 	check_complete(lg, ids, BURST_BIG);
 	tmd_loader_close(l);
 	log_free(lg);
+}
+
+/* ---- the trace budget ---------------------------------------------------- */
+
+static uint64_t trace_skipped_now(void)
+{
+	tm_shm_reader *r;
+	struct tm_shm_type_snapshot *t = calloc(TM_MAX_TYPES, sizeof(*t));
+	assert_non_null(t);
+	assert_int_equal(tm_shm_open_pid(&r, getpid()), 0);
+	int n = tm_shm_read_types(r, t, TM_MAX_TYPES);
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v += t[i].trace_skipped;
+	tm_shm_close(r);
+	free(t);
+	return v;
+}
+
+/* With kernel_trace_rate = 1000 a burst fires the probes of about a hundred
+ * tasks: the kernel reports exactly those (a start and an end each) and the
+ * registry counts exactly the others. */
+static void test_trace_budget_exact(void **state)
+{
+	(void)state;
+	BPF_TEST_REQUIRE();
+	static uint64_t ids[BURST_BIG];
+	tm_shutdown();
+	assert_int_equal(bt_use_trace_rate("1000"), 0);
+	assert_int_equal(tm_init(NULL), 0);
+	struct log *lg = log_new(2 * BURST_BIG + 1024);
+	assert_non_null(lg);
+	struct tmd_loader *l = open_watching(TMD_LOADER_OPTS(.ringbuf_bytes = BIG_RING), lg);
+	assert_non_null(l);
+	drain(l);
+	log_reset(lg);
+	uint64_t skip0 = trace_skipped_now();
+	burst(ids, BURST_BIG);
+	drain(l);
+	uint64_t skipped = trace_skipped_now() - skip0;
+	size_t starts = 0, ends = 0, whole = 0;
+	for (size_t i = 0; i < BURST_BIG; i++) {
+		size_t s = log_find(lg, TM_EV_TASK_START, ids[i], ANY_FLAGS), e = log_find(lg, TM_EV_TASK_END, ids[i], ANY_FLAGS);
+		starts += s;
+		ends += e;
+		whole += s == 1 && e == 1 && log_find(lg, TM_EV_TASK_START, ids[i], TM_EVF_NO_SPAWN, 0) == 1;
+	}
+	print_message("kernel_trace_rate 1000: %d tasks, %llu skipped by the budget, kernel records for %zu "
+	              "(%zu starts, %zu ends, %zu whole), %llu lost\n", BURST_BIG, (unsigned long long)skipped,
+	              (size_t)(BURST_BIG - skipped), starts, ends, whole,
+	              (unsigned long long)tmd_loader_stat(l, TM_STAT_LOST));
+	assert_int_equal(tmd_loader_stat(l, TM_STAT_LOST), 0);
+	assert_true(skipped > 0 && skipped < BURST_BIG);
+	assert_int_equal(starts, BURST_BIG - skipped);
+	assert_int_equal(ends, starts);
+	assert_int_equal(whole, starts);
+	tmd_loader_close(l);
+	log_free(lg);
+	tm_shutdown();
+	assert_int_equal(bt_use_trace_rate("0"), 0);
+	assert_int_equal(tm_init(NULL), 0);
 }
 
 /* ---- collector restart --------------------------------------------------- */
@@ -463,6 +527,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_overflow_counted_exactly),
 		cmocka_unit_test(test_collector_restart),
+		cmocka_unit_test(test_trace_budget_exact),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -127,7 +127,7 @@ static void test_check(void **state)
 	start(&r, (const char *[]){ "--check", NULL }, false, false);
 	assert_int_equal(finish(&r, 10000), 0);
 	print_lines(r.buf);
-	static const char *const features[] = { "privileges", "btf", "tp_btf", "raw_tp", "ringbuf", "uprobes" };
+	static const char *const features[] = { "privileges", "btf", "tp_btf", "raw_tp", "ringbuf", "uprobes", "sched_info" };
 	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
 		char line[64];
 		snprintf(line, sizeof(line), "%-11s pass", features[i]);

@@ -90,16 +90,19 @@ static void copy_str(char *dst, size_t cap, const char *src, size_t max)
 	dst[n] = '\0';
 }
 
-static int find_task(tm_shm_reader *r, uint64_t id, struct tm_task_info *out)
+/* The task with that id; or, for id 0, the task running on thread tid (a
+ * task spawned past its spawner's kernel_trace_rate fired no probe, so the
+ * kernel could not name it: the registry still can). */
+static int find_task(tm_shm_reader *r, uint64_t id, uint32_t tid, struct tm_task_info *out)
 {
 	int rc = -ENOENT;
 	for (size_t cap = 256; cap <= (1u << 20); cap *= 4) {
 		struct tm_task_info *t = malloc(cap * sizeof(*t));
 		if (!t)
 			return -ENOMEM;
-		int n = tm_shm_read_tasks(r, t, cap, false);
+		int n = tm_shm_read_tasks(r, t, cap, id == 0);
 		for (int i = 0; i < n && rc == -ENOENT; i++)
-			if (t[i].id == id) {
+			if (id ? t[i].id == id : (uint32_t)t[i].tid == tid && t[i].start_ns && !t[i].end_ns) {
 				*out = t[i];
 				rc = 0;
 			}
@@ -135,10 +138,11 @@ static int from_registry(struct tmd_crash_out *out, char *reg_comm, size_t comm_
 	if (rc < 0)
 		return rc;
 	copy_str(reg_comm, comm_cap, tm_shm_comm(r), 16);
-	rc = out->task_id ? find_task(r, out->task_id, &t) : -ENOENT;
+	rc = find_task(r, out->task_id, out->tid, &t);
 	if (rc == 0 && t.tid != 0 && (uint32_t)t.tid != out->tid)
 		rc = -ESRCH;   /* an older process's segment, whose ids happen to match */
 	if (rc == 0) {
+		out->task_id = t.id;
 		copy_str(out->task_name, sizeof(out->task_name), t.name, sizeof(t.name));
 		out->task_type = t.type;
 		out->type_name[0] = '\0';

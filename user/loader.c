@@ -17,7 +17,7 @@
 #include "taskmon_events.h"
 #include "taskmon.skel.h"
 
-#define N_SCHED  5
+#define N_SCHED  3
 #define N_USDT   5
 #define PID_LIMIT 4194304u   /* PID_MAX_LIMIT on 64-bit */
 
@@ -110,10 +110,9 @@ static uint32_t read_pid_max(void)
 /* The tp_btf programs and their raw_tp twins, in the same order. */
 static void sched_progs(struct taskmon_bpf *s, bool raw, struct bpf_program *out[N_SCHED])
 {
-	struct bpf_program *tp[N_SCHED] = { s->progs.sched_switch, s->progs.sched_wakeup, s->progs.sched_wakeup_new,
-	                                    s->progs.sched_process_exit, s->progs.signal_generate };
-	struct bpf_program *rt[N_SCHED] = { s->progs.raw_sched_switch, s->progs.raw_sched_wakeup,
-	                                    s->progs.raw_sched_wakeup_new, s->progs.raw_sched_process_exit,
+	struct bpf_program *tp[N_SCHED] = { s->progs.sched_switch, s->progs.sched_process_exit,
+	                                    s->progs.signal_generate };
+	struct bpf_program *rt[N_SCHED] = { s->progs.raw_sched_switch, s->progs.raw_sched_process_exit,
 	                                    s->progs.raw_signal_generate };
 	memcpy(out, raw ? rt : tp, sizeof(tp));
 }

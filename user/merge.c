@@ -510,7 +510,8 @@ static void sync_types(struct tmd_merge *m, struct tmd_workload *w)
 			memcpy(wt->name, name, sizeof(name));
 			wt->mtype = -1;
 		}
-		memcpy(wt->counters, s->counters, sizeof(wt->counters));
+		memcpy(wt->counters, s->counters, sizeof(s->counters));
+		wt->counters[TMD_C_TRACE_SKIPPED] = s->trace_skipped;
 		wt->lib_latency_count = s->latency_count;
 		wt->lib_p50_ns = tm_hist_quantile(s->hist, s->latency_max_ns, 0.50);
 		wt->lib_p95_ns = tm_hist_quantile(s->hist, s->latency_max_ns, 0.95);
@@ -623,7 +624,7 @@ static void fold_departed(struct tmd_merge *m, struct tmd_workload *w)
 	for (unsigned id = 0; id < TM_MAX_TYPES; id++) {
 		struct tmd_wtype *wt = &w->types[id];
 		int mt = wt->name[0] ? mtype_of(m, w, id) : -1;
-		for (int c = 0; c < TM_C_COUNT; c++) {
+		for (int c = 0; c < TMD_C_COUNT; c++) {
 			if (c == TM_C_RUNNING)
 				continue;
 			m->machine.departed[c] = sat_add(m->machine.departed[c], wt->counters[c]);
@@ -869,6 +870,19 @@ static void on_end(struct tmd_merge *m, struct tmd_workload *w, const struct tm_
 		kfig_end(m, k[i], e);
 }
 
+/* The task the registry last showed running on thread tid: a crash record
+ * carries no task id when the task was spawned past its spawner's
+ * kernel_trace_rate (it fired no probe). Crashes are rare: a scan will do. */
+static struct tmd_task *task_on_thread(const struct tmd_workload *w, uint32_t tid)
+{
+	for (uint32_t i = 0; w->tasks && i < w->task_cap; i++) {
+		struct tmd_task *t = &w->tasks[i];
+		if (t->id && t->tid == tid && t->start_ns && !t->end_ns)
+			return t;
+	}
+	return NULL;
+}
+
 static void on_other(struct tmd_merge *m, struct tmd_workload *w, const void *data)
 {
 	const struct tm_ev_hdr *h = data;
@@ -880,7 +894,7 @@ static void on_other(struct tmd_merge *m, struct tmd_workload *w, const void *da
 		int sig = ((const struct tm_ev_crash *)data)->sig;
 		if (sig > 0 && sig < 32)
 			w->crash_signals[sig]++;
-		struct tmd_task *t = task_find(w, h->task_id);
+		struct tmd_task *t = h->task_id ? task_find(w, h->task_id) : task_on_thread(w, h->tid);
 		if (t)
 			t->flags |= TMD_T_CRASHED;
 		break;
@@ -1062,25 +1076,25 @@ void tmd_merge_get_counters(const struct tmd_merge *m, struct tmd_merge_counters
 	                    (m->msgs_buf ? MAX_MESSAGES * sizeof(*m->msgs_buf) : 0);
 }
 
-void tmd_merge_mtype_counters(const struct tmd_merge *m, size_t mt, uint64_t out[TM_C_COUNT])
+void tmd_merge_mtype_counters(const struct tmd_merge *m, size_t mt, uint64_t out[TMD_C_COUNT])
 {
-	memset(out, 0, TM_C_COUNT * sizeof(*out));
+	memset(out, 0, TMD_C_COUNT * sizeof(*out));
 	if (mt >= m->machine.ntypes)
 		return;
-	memcpy(out, m->machine.types[mt].departed, TM_C_COUNT * sizeof(*out));
+	memcpy(out, m->machine.types[mt].departed, TMD_C_COUNT * sizeof(*out));
 	for (size_t i = 0; i < m->nlive; i++)
 		for (unsigned id = 0; id < TM_MAX_TYPES; id++)
 			if (m->live[i]->types[id].mtype == (int)mt)
-				for (int c = 0; c < TM_C_COUNT; c++)
+				for (int c = 0; c < TMD_C_COUNT; c++)
 					out[c] = sat_add(out[c], m->live[i]->types[id].counters[c]);
 }
 
-void tmd_merge_machine_counters(const struct tmd_merge *m, uint64_t out[TM_C_COUNT])
+void tmd_merge_machine_counters(const struct tmd_merge *m, uint64_t out[TMD_C_COUNT])
 {
-	memcpy(out, m->machine.departed, TM_C_COUNT * sizeof(*out));
+	memcpy(out, m->machine.departed, TMD_C_COUNT * sizeof(*out));
 	for (size_t i = 0; i < m->nlive; i++)
 		for (unsigned id = 0; id < TM_MAX_TYPES; id++)
-			for (int c = 0; c < TM_C_COUNT; c++)
+			for (int c = 0; c < TMD_C_COUNT; c++)
 				out[c] = sat_add(out[c], m->live[i]->types[id].counters[c]);
 }
 

@@ -126,10 +126,15 @@ struct tmd_task {
 	struct tmd_task_extra *extra;   /* NULL for most tasks */
 };
 
+/* Counters of a type: the library's (enum tm_counter), then the ones the
+ * registry keeps beside them. */
+enum { TMD_C_TRACE_SKIPPED = TM_C_COUNT,   /* tm_shm_type.trace_skipped */
+       TMD_C_COUNT };
+
 /* A type within a workload. */
 struct tmd_wtype {
 	char     name[TM_NAME_MAX]; /* "" = not registered, as far as known */
-	uint64_t counters[TM_C_COUNT];   /* the library's (enum tm_counter) */
+	uint64_t counters[TMD_C_COUNT];  /* the library's (enum tm_counter), then TMD_C_* */
 	uint64_t lib_latency_count, lib_p50_ns, lib_p95_ns, lib_p99_ns, lib_max_ns;   /* the library's own */
 	struct tmd_kfig k;
 	int16_t  mtype;             /* index of its machine-wide type, -1 = not resolved yet */
@@ -171,13 +176,13 @@ struct tmd_workload {
 #define TMD_MAX_MTYPES 64
 struct tmd_mtype {
 	char     name[TM_NAME_MAX]; /* "(other)" collects names beyond TMD_MAX_MTYPES */
-	uint64_t departed[TM_C_COUNT];   /* library counters of workloads that are gone */
+	uint64_t departed[TMD_C_COUNT];   /* library counters of workloads that are gone */
 	struct tmd_kfig k;
 };
 
 struct tmd_machine {
 	struct tmd_kfig k;          /* every task event of every workload, gone or not */
-	uint64_t departed[TM_C_COUNT];   /* library counters of workloads that are gone */
+	uint64_t departed[TMD_C_COUNT];   /* library counters of workloads that are gone */
 	uint64_t workloads_seen, workloads_gone;
 	size_t   ntypes;
 	struct tmd_mtype types[TMD_MAX_MTYPES + 1];
@@ -238,9 +243,9 @@ const struct tmd_workload *tmd_merge_workload_at(const struct tmd_merge *m, size
 const struct tmd_machine *tmd_merge_machine(const struct tmd_merge *m);
 void tmd_merge_get_counters(const struct tmd_merge *m, struct tmd_merge_counters *out);
 /* The library counters of a machine-wide type: departed plus every live workload's. */
-void tmd_merge_mtype_counters(const struct tmd_merge *m, size_t mtype, uint64_t out[TM_C_COUNT]);
+void tmd_merge_mtype_counters(const struct tmd_merge *m, size_t mtype, uint64_t out[TMD_C_COUNT]);
 /* ... and in all. */
-void tmd_merge_machine_counters(const struct tmd_merge *m, uint64_t out[TM_C_COUNT]);
+void tmd_merge_machine_counters(const struct tmd_merge *m, uint64_t out[TMD_C_COUNT]);
 /* A type's name within a workload: the registry's, else the built-in name,
  * else "" (unknown). */
 const char *tmd_workload_type_name(const struct tmd_workload *w, unsigned type);

@@ -36,7 +36,7 @@ struct phist {
 };
 
 struct figures {
-	uint64_t counters[TM_C_COUNT];
+	uint64_t counters[TMD_C_COUNT];
 	struct phist h[H_COUNT];
 };
 
@@ -369,7 +369,7 @@ static bool has_figures(const struct tmd_wtype *t)
 {
 	if (t->k.started || t->k.ended || t->k.partial)
 		return true;
-	for (int c = 0; c < TM_C_COUNT; c++)
+	for (int c = 0; c < TMD_C_COUNT; c++)
 		if (t->counters[c])
 			return true;
 	return false;
@@ -396,7 +396,7 @@ static void add_workload(struct tmd_metrics *mx, const struct tmd_merge *m, cons
 		if (!s)
 			continue;
 		struct figures *f = kept ? &s->kept : &s->now;
-		for (int c = 0; c < TM_C_COUNT; c++)
+		for (int c = 0; c < TMD_C_COUNT; c++)
 			if (c != TM_C_RUNNING || w->alive)
 				f->counters[c] = sat_add(f->counters[c], t->counters[c]);
 		phist_add(mx, &f->h[H_LATENCY], t->k.latency);
@@ -482,6 +482,8 @@ static const struct counter_family task_counters[] = {
 	{ TM_C_RESTARTS, "taskmon_tasks_restarted_total", "counter", "Restarts of critical tasks." },
 	{ TM_C_ESCALATIONS, "taskmon_tasks_escalated_total", "counter", "Critical tasks that gave up restarting." },
 	{ TM_C_REJECTED, "taskmon_tasks_rejected_total", "counter", "Spawns refused by a configured limit." },
+	{ TMD_C_TRACE_SKIPPED, "taskmon_tasks_trace_skipped_total", "counter",
+	  "Tasks spawned past their spawner's kernel_trace_rate: no kernel figures." },
 	{ TM_C_RUNNING, "taskmon_tasks_running", "gauge", "Tasks running now (live workloads)." },
 };
 

@@ -99,6 +99,25 @@ static bool btf_ok(char *why, size_t len)
 	return true;
 }
 
+/* Run-queue wait is the kernel's own sched_info.run_delay: task_struct has
+ * it only with CONFIG_SCHED_INFO. */
+static bool sched_info_ok(char *why, size_t len)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool ok = false;
+	if (!libbpf_get_error(btf)) {
+		int id = btf__find_by_name_kind(btf, "task_struct", BTF_KIND_STRUCT);
+		const struct btf_type *t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+		const struct btf_member *m = t ? btf_members(t) : NULL;
+		for (int i = 0; t && i < btf_vlen(t) && !ok; i++)
+			ok = strcmp(btf__name_by_offset(btf, m[i].name_off), "sched_info") == 0;
+		btf__free(btf);
+	}
+	snprintf(why, len, "%s", ok ? "run-queue wait from the kernel's sched_info.run_delay"
+	                            : "task_struct has no sched_info (CONFIG_SCHED_INFO): run-queue wait reads 0");
+	return ok;
+}
+
 static bool uprobes_ok(char *why, size_t len)
 {
 	bool pmu = access("/sys/bus/event_source/devices/uprobe/type", R_OK) == 0;
@@ -110,7 +129,7 @@ static bool uprobes_ok(char *why, size_t len)
 
 size_t tmd_probe_features(struct tmd_feature *out, size_t cap)
 {
-	struct tmd_feature f[6];
+	struct tmd_feature f[7];
 	char why[160], missing[64];
 	size_t n = 0;
 	bool priv = tmd_check_privileges(missing, sizeof(missing)) == 0;
@@ -127,6 +146,8 @@ size_t tmd_probe_features(struct tmd_feature *out, size_t cap)
 	set(&f[n++], "ringbuf", true, rb, rb ? "BPF ring buffer maps load" : priv ? "BPF ring buffer maps do not load" : no);
 	bool up = priv && uprobes_ok(why, sizeof(why));
 	set(&f[n++], "uprobes", true, up, priv ? why : "not probed without privileges");
+	bool si = btf && sched_info_ok(why, sizeof(why));
+	set(&f[n++], "sched_info", false, si, btf ? why : "not probed without BTF");
 	if (n > cap)
 		n = cap;
 	memcpy(out, f, n * sizeof(f[0]));

@@ -65,17 +65,17 @@ static void set(json_t *obj, const char *key, json_t *v)
 	json_object_set_new(obj, key, v);
 }
 
-static const char *const counter_names[TM_C_COUNT] = {
+static const char *const counter_names[TMD_C_COUNT] = {
 	[TM_C_SPAWNED] = "spawned", [TM_C_RUNNING] = "running", [TM_C_SUCCEEDED] = "succeeded",
 	[TM_C_FAILED] = "failed", [TM_C_PANICKED] = "panicked", [TM_C_CANCELLED] = "cancelled",
 	[TM_C_TIMED_OUT] = "timed_out", [TM_C_RESTARTS] = "restarts", [TM_C_REJECTED] = "rejected",
-	[TM_C_CRASHED] = "crashed", [TM_C_ESCALATIONS] = "escalations",
+	[TM_C_CRASHED] = "crashed", [TM_C_ESCALATIONS] = "escalations", [TMD_C_TRACE_SKIPPED] = "trace_skipped",
 };
 
-static json_t *counters_json(const uint64_t c[TM_C_COUNT])
+static json_t *counters_json(const uint64_t c[TMD_C_COUNT])
 {
 	json_t *j = json_object();
-	for (int i = 0; i < TM_C_COUNT; i++)
+	for (int i = 0; i < TMD_C_COUNT; i++)
 		set(j, counter_names[i], u64(c[i]));
 	return j;
 }
@@ -152,7 +152,7 @@ static json_t *machine_json(const struct tmd_merge *m)
 {
 	const struct tmd_machine *mc = tmd_merge_machine(m);
 	struct tmd_merge_counters c;
-	uint64_t counters[TM_C_COUNT];
+	uint64_t counters[TMD_C_COUNT];
 	tmd_merge_get_counters(m, &c);
 	tmd_merge_machine_counters(m, counters);
 	json_t *j = json_object();
@@ -167,7 +167,7 @@ static json_t *machine_json(const struct tmd_merge *m)
 static void write_types(struct out *o, const struct tmd_merge *m)
 {
 	const struct tmd_machine *mc = tmd_merge_machine(m);
-	uint64_t counters[TM_C_COUNT];
+	uint64_t counters[TMD_C_COUNT];
 	raw(o, "[");
 	for (size_t i = 0; i < mc->ntypes; i++) {
 		tmd_merge_mtype_counters(m, i, counters);
@@ -183,7 +183,7 @@ static bool type_shown(const struct tmd_wtype *t)
 {
 	if (t->name[0] || t->k.started || t->k.ended || t->k.partial)
 		return true;
-	for (int c = 0; c < TM_C_COUNT; c++)
+	for (int c = 0; c < TMD_C_COUNT; c++)
 		if (t->counters[c])
 			return true;
 	return false;
@@ -209,9 +209,9 @@ static json_t *wtypes_json(const struct tmd_workload *w)
 
 static json_t *wregistry_json(const struct tmd_workload *w)
 {
-	uint64_t sum[TM_C_COUNT] = { 0 };
+	uint64_t sum[TMD_C_COUNT] = { 0 };
 	for (unsigned id = 0; id < TM_MAX_TYPES; id++)
-		for (int c = 0; c < TM_C_COUNT; c++)
+		for (int c = 0; c < TMD_C_COUNT; c++)
 			sum[c] += w->types[id].counters[c];
 	json_t *j = counters_json(sum);
 	const struct tm_stats *s = &w->stats;

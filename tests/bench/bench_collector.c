@@ -862,6 +862,30 @@ static double spawn_rate(uint64_t n)
 	return (double)n * 1e9 / (double)(bu_now_ns() - t0);
 }
 
+/* Restarts the library with kernel_trace_rate = rate (NULL: the library's
+ * default budget). Capacity is measured with every task traced: it is the
+ * collector's ceiling, not the library's budget, that is asked for. */
+static bool g_lib_up;
+
+static int use_trace_rate(const char *rate)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/bench-collector-%d.ini", (int)getpid());
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return fail("%s: %s", path, strerror(errno));
+	fprintf(f, "[task_management]\n");
+	if (rate)
+		fprintf(f, "kernel_trace_rate = %s\n", rate);
+	fclose(f);
+	setenv("TASKMON_CONFIG", path, 1);
+	if (g_lib_up)
+		tm_shutdown();
+	g_lib_up = tm_init(NULL) == 0;
+	unlink(path);
+	return g_lib_up ? 0 : fail("tm_init: %s", tm_last_error());
+}
+
 struct lat_slot { uint64_t t_spawn, lat; };
 
 /* The clock is read first: "spawn call to the task's first instruction". */
@@ -892,7 +916,8 @@ struct spawn_res {
 	bool ran;
 	unsigned n;
 	uint64_t tasks_per_run;
-	double without[MAX_PAIRS], with[MAX_PAIRS], ratio[MAX_PAIRS];   /* tasks/s */
+	double without[MAX_PAIRS], with[MAX_PAIRS], ratio[MAX_PAIRS];   /* tasks/s, the default budget */
+	double all_without[MAX_PAIRS], all_with[MAX_PAIRS], all_ratio[MAX_PAIRS];   /* every task traced */
 	uint64_t lost;
 	/* latency, all runs pooled, ns */
 	uint64_t lat_n;
@@ -931,6 +956,24 @@ static int section_spawn(const struct sizes *z)
 		s->with[s->n] = b;
 		s->ratio[s->n++] = b / a;
 	}
+	/* The same with every task traced (kernel_trace_rate = 0): what the
+	 * probes cost a task when none is skipped. */
+	if (use_trace_rate("0") < 0 || spawn_rate(z->spawn_n) < 0)
+		return -1;
+	for (unsigned i = 0; i < s->n; i++) {
+		double a = spawn_rate(z->spawn_n), b;
+		if (a < 0 || coll_open(&c, CM_PROCESS, getpid()) < 0)
+			return -1;
+		b = spawn_rate(z->spawn_n);
+		s->lost += coll_close(&c);
+		if (b < 0)
+			return -1;
+		s->all_without[i] = a;
+		s->all_with[i] = b;
+		s->all_ratio[i] = b / a;
+	}
+	if (use_trace_rate(NULL) < 0)
+		return -1;
 	uint64_t n = z->lat_n * z->lat_pairs;
 	struct lat_slot *off = calloc(n, sizeof(*off)), *on = calloc(n, sizeof(*on));
 	uint64_t *v = calloc(n, sizeof(*v));
@@ -968,13 +1011,23 @@ struct cap_res {
 
 static struct cap_res g_cap[2];
 
+static int section_capacity_run(const struct sizes *z, enum cmode m, struct cap_res *s);
+
 static int section_capacity(const struct sizes *z, enum cmode m)
 {
 	struct cap_res *s = &g_cap[m];
-	struct coll c;
-	uint64_t lost = 0, cpu0 = 0, cpu1 = 0;
 	s->ran = true;
 	s->tasks = z->cap_n;
+	if (use_trace_rate("0") < 0)
+		return -1;
+	int r = section_capacity_run(z, m, s);
+	return use_trace_rate(NULL) < 0 ? -1 : r;
+}
+
+static int section_capacity_run(const struct sizes *z, enum cmode m, struct cap_res *s)
+{
+	struct coll c;
+	uint64_t lost = 0, cpu0 = 0, cpu1 = 0;
 	if ((s->baseline_tasks_per_s = spawn_rate(z->cap_n)) < 0)
 		return -1;
 	if (coll_open(&c, m, getpid()) < 0)
@@ -1118,6 +1171,11 @@ static void print_spawn(void)
 	    r.med >= T_SPAWN_RATIO ? "PASS" : "MISS");
 	snprintf(o, sizeof(o), "%.3f..%.3f", r.min, r.max);
 	row("  per-pair ratio min..max", o, "", "", "", "");
+	struct spread ar = spread_of(s->all_ratio, s->n), aa = spread_of(s->all_without, s->n),
+	              ab = spread_of(s->all_with, s->n);
+	snprintf(bl, sizeof(bl), "without %s", bu_count(cnt, sizeof(cnt), (uint64_t)aa.med));
+	snprintf(ra, sizeof(ra), "%.3fx", ar.med);
+	row("  every task traced (rate 0)", bu_count(o, sizeof(o), (uint64_t)ab.med), bl, ra, "", "");
 	static const char *const qn[3] = { "p50", "p95", "p99" };
 	for (int i = 0; i < 3; i++) {
 		char f[64];
@@ -1287,7 +1345,12 @@ static void json_spawn(FILE *f)
 	json_arr(f, "without_per_s", s->without, s->n);
 	fprintf(f, ",");
 	json_arr(f, "with_per_s", s->with, s->n);
-	fprintf(f, ",\"ratio_median\":%.4f,\"latency_tasks\":%llu,\"latency_us\":{\"without\":{\"p50\":%.3f,"
+	fprintf(f, ",\"every_task_traced\":{");
+	json_arr(f, "without_per_s", s->all_without, s->n);
+	fprintf(f, ",");
+	json_arr(f, "with_per_s", s->all_with, s->n);
+	fprintf(f, ",\"ratio_median\":%.4f}", spread_of(s->all_ratio, s->n).med);
+	fprintf(f, ",\"kernel_trace_rate\":\"library default\",\"ratio_median\":%.4f,\"latency_tasks\":%llu,\"latency_us\":{\"without\":{\"p50\":%.3f,"
 	        "\"p95\":%.3f,\"p99\":%.3f},\"with\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f}},"
 	        "\"latency_p50_ratio\":%.4f,\"records_lost\":%llu,\"target_ratio\":%.2f,\"pass\":%s}",
 	        r.med, (unsigned long long)s->lat_n, s->off[0] / 1e3, s->off[1] / 1e3, s->off[2] / 1e3,
@@ -1455,8 +1518,8 @@ int main(int argc, char **argv)
 	}
 	start_sleeper();   /* before any thread: the children start single-threaded */
 	start_server();
-	if (tm_init(NULL) < 0) {
-		fprintf(stderr, "bench_collector: %s\n", tm_last_error());
+	if (use_trace_rate(NULL) < 0) {
+		fprintf(stderr, "bench_collector: %s\n", g_err);
 		stop_server();
 		stop_sleeper();
 		return 1;

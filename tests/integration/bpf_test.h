@@ -40,6 +40,31 @@ static inline const char *bpf_test_skip_reason(void)
 		}                                                                 \
 	} while (0)
 
+/* Points TASKMON_CONFIG at a file setting kernel_trace_rate (tasks a second
+ * per spawning thread whose probes fire; "0" = every task) for the next
+ * tm_init. Tests that count kernel records per task over big bursts need
+ * "0": the default budget lets bursts of 2,000 through, then 20,000 a second. */
+static inline int bt_use_trace_rate(const char *rate)
+{
+	static char path[64];
+	snprintf(path, sizeof(path), "/tmp/taskmon-bpf-test-%d.ini", (int)getpid());
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "[task_management]\nkernel_trace_rate = %s\n", rate);
+	if (fclose(f) != 0)
+		return -errno;
+	return setenv("TASKMON_CONFIG", path, 1) == 0 ? 0 : -errno;
+}
+
+static inline void bt_drop_trace_rate(void)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/taskmon-bpf-test-%d.ini", (int)getpid());
+	unlink(path);
+	unsetenv("TASKMON_CONFIG");
+}
+
 static inline uint64_t bt_now_ns(void)
 {
 	struct timespec ts;
