@@ -1,10 +1,11 @@
 /* The kernel trace budget: how many tasks a second each spawning thread lets
  * fire their probes (kernel_trace_rate).
  *
- * While a collector watches, every probe that fires is a breakpoint trap,
- * about 0.6 us each here, and a task fires three (spawn, start, end): more
- * than a short task costs in all. A thread spawning tasks flat out would run
- * at a third of its speed. So each spawning thread has a token bucket: it
+ * While a collector watches, every probe that fires is a breakpoint trap
+ * and a task fires three (spawn, start, end): a traced task costs about
+ * 3.5 us more here, more than a short task costs in all, and a thread
+ * spawning tasks flat out would run at a third of its speed. At the default
+ * 10,000 a second the probes cost a spawning thread about 3.5% of a core. So each spawning thread has a token bucket: it
  * earns one nanosecond of credit per nanosecond, a traced task costs
  * 1e9 / rate of it, and the credit is capped at a tenth of a second's worth
  * (bursts of up to rate / 10 tasks). The tasks past the budget run the same,

@@ -32,6 +32,7 @@
  *   taskmon_tasks_escalated_total        critical tasks that gave up restarting
  *   taskmon_tasks_rejected_total         spawns refused by a limit
  *   taskmon_tasks_running                gauge
+ *   taskmon_tasks_trace_skipped_total    spawned past kernel_trace_rate: no kernel figures
  *   taskmon_task_spawn_latency_seconds   histogram: task_spawn -> first instruction (kernel clock)
  *   taskmon_task_oncpu_seconds           histogram: on-CPU time per ended task
  *   taskmon_task_runqueue_wait_seconds   histogram: time runnable but waiting for a CPU, per ended task

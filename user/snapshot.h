@@ -32,7 +32,9 @@
  *
  * COUNTERS = { "spawned", "running", "succeeded", "failed", "panicked",
  *     "cancelled", "timed_out", "restarts", "rejected", "crashed",
- *     "escalations" }: the library's own counters from the registry.
+ *     "escalations", "trace_skipped" }: the library's own counters from the
+ *     registry; trace_skipped counts tasks spawned past their spawner's
+ *     kernel_trace_rate, which fired no probe and have no kernel figures.
  * HIST = { "count", "mean_ns", "p50_ns", "p95_ns", "p99_ns", "max_ns" }
  *     (log-linear histogram: quantiles within 1.6%).
  * KFIG = { "tasks_started" (start events), "spawns_seen" (with the spawn seen),
