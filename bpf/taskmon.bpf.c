@@ -97,6 +97,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tm_oncpu);
+} oncpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, TM_STAT_COUNT);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -207,11 +214,20 @@ static __always_inline void thread_drop(struct task_struct *task, __u32 tid, boo
  * is brought up to date only at ticks and switches, so it is extrapolated
  * from the latest switch-in when that was seen; otherwise (a thread running
  * since before the watch) the kernel's figure, a tick stale at most. */
-static __always_inline __u64 oncpu_now(const struct tm_thread *t, struct task_struct *cur, __u64 now)
+static __always_inline __u64 oncpu_now(const struct tm_oncpu *o, struct task_struct *cur, __u64 now)
 {
-	if (t->oncpu_since && now > t->oncpu_since)
-		return t->cpu_at_switch_in + (now - t->oncpu_since);
+	if (o && now > o->since)
+		return o->cpu_at_in + (now - o->since);
 	return BPF_CORE_READ(cur, se.sum_exec_runtime);
+}
+
+/* The switch-in of thread tid, when it is the one on this CPU and that
+ * switch-in was seen; NULL otherwise. */
+static __always_inline struct tm_oncpu *oncpu_of(__u32 tid)
+{
+	__u32 zero = 0;
+	struct tm_oncpu *o = bpf_map_lookup_elem(&oncpu, &zero);
+	return o && o->tid == tid ? o : NULL;
 }
 
 /* ---- scheduler ----------------------------------------------------------- */
@@ -219,10 +235,12 @@ static __always_inline __u64 oncpu_now(const struct tm_thread *t, struct task_st
 static __always_inline void switch_out(struct task_struct *prev, __u64 now, bool involuntary, bool btf)
 {
 	__u32 tid = TASK_FIELD(btf, prev, pid);
+	struct tm_oncpu *o = oncpu_of(tid);
+	if (o)
+		o->tid = 0;
 	struct tm_thread *t = thread_get(prev, tid, btf);
 	if (!t)
 		return;
-	t->oncpu_since = 0;
 	t->last_out_ns = now;
 	if (involuntary) {
 		/* prev is current here. Consecutive preemptions at the same point
@@ -244,14 +262,15 @@ static __always_inline void switch_out(struct task_struct *prev, __u64 now, bool
 
 static __always_inline void switch_in(struct task_struct *next, __u64 now, bool btf)
 {
-	__u32 tid = TASK_FIELD(btf, next, pid);
-	struct tm_thread *t = thread_get(next, tid, btf);
-	if (!t)
+	__u32 zero = 0;
+	struct tm_oncpu *o = bpf_map_lookup_elem(&oncpu, &zero);
+	if (!o)
 		return;
-	t->oncpu_since = now;
-	t->cpu_at_switch_in = TASK_FIELD(btf, next, se.sum_exec_runtime);
+	o->tid = TASK_FIELD(btf, next, pid);
+	o->since = now;
+	o->cpu_at_in = TASK_FIELD(btf, next, se.sum_exec_runtime);
 	/* The kernel adds the wait this switch ends after the tracepoint. */
-	t->runq_at_switch_in = RUN_DELAY(btf, next);
+	o->runq_at_in = RUN_DELAY(btf, next);
 }
 
 static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
@@ -270,10 +289,11 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
 /* The running task's totals from its start to now, into an end event; cur
  * is the current thread. */
 static __always_inline void task_totals(struct tm_ev_task_end *e, const struct tm_thread *t,
-                                        struct task_struct *cur, __u64 now, __u64 runq_after)
+                                        const struct tm_oncpu *o, struct task_struct *cur, __u64 now,
+                                        __u64 runq_after)
 {
 	__u64 wall = now > t->task_start_ns ? now - t->task_start_ns : 0;
-	__u64 cpu = oncpu_now(t, cur, now), runq = RUNQ_OF(cur) - runq_after;
+	__u64 cpu = oncpu_now(o, cur, now), runq = RUNQ_OF(cur) - runq_after;
 	e->start_ns = t->task_start_ns;
 	e->oncpu_ns = cpu > t->base_oncpu ? cpu - t->base_oncpu : 0;
 	e->runq_ns = runq > t->base_runq ? runq - t->base_runq : 0;
@@ -294,7 +314,7 @@ static __always_inline int on_exit(struct task_struct *p, bool btf)
 		struct tm_ev_task_end *e = EV_RESERVE(struct tm_ev_task_end, TM_EV_TASK_END);
 		if (e) {
 			fill_hdr(&e->h, now, tgid, tid, t->task_id);
-			task_totals(e, t, p, now, 0);
+			task_totals(e, t, oncpu_of(tid), p, now, 0);
 			e->status = -1;
 			e->flags = TM_EVF_THREAD_EXIT;
 			ev_submit(e, sizeof(*e));
@@ -573,18 +593,20 @@ struct probe_time {
  * handler runs: a thread preempted right there, its instruction pointer just
  * past the int3, reached the probe when it was preempted, not when the
  * handler finally runs. */
-static __always_inline struct probe_time probe_time(struct pt_regs *ctx, struct tm_thread *t, __u64 now)
+static __always_inline struct probe_time probe_time(struct pt_regs *ctx, struct tm_thread *t,
+                                                    const struct tm_oncpu *o, __u64 now)
 {
 	struct probe_time p = { .at = now };
 	if (!t)
 		return p;
+	__u64 since = o ? o->since : 0;
 	if (t->preempt_ns && t->preempt_ip == PT_REGS_IP(ctx) + 1) {
 		p.at = t->preempt_ns;
-		if (t->oncpu_since > t->preempt_ns)
-			p.runq_after = t->oncpu_since - t->preempt_ns;
-	} else if (t->last_out_ns && t->oncpu_since > t->last_out_ns) {
+		if (since > t->preempt_ns)
+			p.runq_after = since - t->preempt_ns;
+	} else if (t->last_out_ns && since > t->last_out_ns) {
 		p.off = t->last_out_ns;
-		p.on = t->oncpu_since;
+		p.on = since;
 	}
 	t->preempt_ns = 0;
 	return p;
@@ -623,7 +645,7 @@ int BPF_USDT(task_spawn, __u64 id, int type, const char *name)
 	if (!v)
 		return 0;
 	struct task_struct *cur = bpf_get_current_task_btf();
-	struct probe_time p = probe_time(ctx, thread_find(cur, tid, true), now);
+	struct probe_time p = probe_time(ctx, thread_find(cur, tid, true), oncpu_of(tid), now);
 	v->task_id = 0;
 	barrier();
 	v->ts_ns = p.at;
@@ -644,14 +666,14 @@ int BPF_USDT(task_spawn, __u64 id, int type, const char *name)
  * otherwise (a busy thread took it from the queue, or a thread that was
  * blocked since before the spawn was woken for it) its latest wait, the one
  * its latest switch-in ended, clipped to after the spawn. */
-static __always_inline __u64 spawn_runq(const struct tm_thread *t, const struct probe_time *p, __u64 runq_now,
-                                        __u64 spawn_ns, __u64 latency)
+static __always_inline __u64 spawn_runq(const struct tm_thread *t, const struct tm_oncpu *o,
+                                        const struct probe_time *p, __u64 runq_now, __u64 spawn_ns, __u64 latency)
 {
 	__u64 runq = 0;
 	if (t->runq_mark_ns >= spawn_ns) {
 		runq = runq_now - p->runq_after - t->runq_mark;
-	} else if (!p->runq_after && t->oncpu_since > spawn_ns && runq_now >= t->runq_at_switch_in) {
-		__u64 last = runq_now - t->runq_at_switch_in, end = t->oncpu_since;
+	} else if (o && !p->runq_after && o->since > spawn_ns && runq_now >= o->runq_at_in) {
+		__u64 last = runq_now - o->runq_at_in, end = o->since;
 		__u64 start = end > last ? end - last : 0;
 		runq = end - (start > spawn_ns ? start : spawn_ns);
 	}
@@ -670,7 +692,8 @@ int BPF_USDT(task_start, __u64 id)
 	struct tm_thread *t = thread_get(cur, tid, true);
 	if (!t)
 		return 0;
-	struct probe_time p = probe_time(ctx, t, now);
+	struct tm_oncpu *o = oncpu_of(tid);
+	struct probe_time p = probe_time(ctx, t, o, now);
 	__u64 runq_now = RUNQ_OF(cur);
 	now = p.at;
 	struct tm_spawn_val spawn;
@@ -688,7 +711,7 @@ int BPF_USDT(task_start, __u64 id)
 			e->spawner_tid = sv->spawner_tid;
 			e->type = sv->type;
 			__builtin_memcpy(e->name, sv->name, sizeof(e->name));
-			e->runq_ns = spawn_runq(t, &p, runq_now, sv->ts_ns, e->latency_ns);
+			e->runq_ns = spawn_runq(t, o, &p, runq_now, sv->ts_ns, e->latency_ns);
 			if (BPF_CORE_READ(cur, start_time) >= sv->ts_ns)
 				e->flags |= TM_EVF_NEW_THREAD;
 		} else {
@@ -703,7 +726,7 @@ int BPF_USDT(task_start, __u64 id)
 		return 0;
 	t->task_id = id;
 	t->task_start_ns = now;
-	t->base_oncpu = oncpu_now(t, cur, now);
+	t->base_oncpu = oncpu_now(o, cur, now);
 	t->base_runq = runq_now - p.runq_after;
 	t->base_nvcsw = BPF_CORE_READ(cur, nvcsw);
 	t->base_nivcsw = BPF_CORE_READ(cur, nivcsw);
@@ -721,7 +744,8 @@ int BPF_USDT(task_end, __u64 id, int status, int rc)
 		return 0;
 	struct task_struct *cur = bpf_get_current_task_btf();
 	struct tm_thread *t = thread_find(cur, tid, true);
-	struct probe_time p = probe_time(ctx, t, now);
+	struct tm_oncpu *o = oncpu_of(tid);
+	struct probe_time p = probe_time(ctx, t, o, now);
 	now = p.at;
 	struct tm_ev_task_end *e = EV_RESERVE(struct tm_ev_task_end, TM_EV_TASK_END);
 	if (e) {
@@ -731,7 +755,7 @@ int BPF_USDT(task_end, __u64 id, int status, int rc)
 	}
 	if (t && t->task_id == id) {
 		if (e)
-			task_totals(e, t, cur, now, p.runq_after);
+			task_totals(e, t, o, cur, now, p.runq_after);
 		t->task_id = 0;
 		t->runq_mark = RUNQ_OF(cur);
 		t->runq_mark_ns = now;

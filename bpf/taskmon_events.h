@@ -42,7 +42,7 @@ struct tm_ev_hdr {
 
 /* tm_ev_task_start.flags */
 #define TM_EVF_NO_SPAWN    1u   /* task_spawn was not seen (a restart, or a spawn before the watch) */
-#define TM_EVF_NEW_THREAD  2u   /* the task thread was created for it (sched_wakeup_new seen since its spawn) */
+#define TM_EVF_NEW_THREAD  2u   /* the task thread was created for it (its task_struct start_time is after the spawn) */
 
 /* A probe's time is when its thread reached it; a thread preempted in the
  * breakpoint trap itself is credited with the time it was preempted. The
@@ -170,9 +170,6 @@ struct tm_spawn_val {
 struct tm_thread {
 	__u64 task_id;          /* current task; 0 = none */
 	__u64 task_start_ns;
-	__u64 oncpu_since;      /* switch-in time; 0 = not on a CPU, or not seen since the watch began */
-	__u64 cpu_at_switch_in; /* se.sum_exec_runtime at that switch-in */
-	__u64 runq_at_switch_in;/* sched_info.run_delay then: without the wait that switch-in ended */
 	__u64 runq_mark;        /* run_delay when it last blocked or ended a task ... */
 	__u64 runq_mark_ns;     /* ... and when */
 	__u64 last_out_ns;      /* last switch-out */
@@ -184,6 +181,18 @@ struct tm_thread {
 	__u64 base_nvcsw;
 	__u64 base_nivcsw;
 	__u64 base_migrations;
+};
+
+/* oncpu[0], per CPU: the watched thread switched in there last, while it
+ * runs (tid 0 = none). Kept per CPU, not per thread, so that a switch-in
+ * costs no per-thread lookup; the thread's probes, which run on its CPU,
+ * find it there. */
+struct tm_oncpu {
+	__u64 since;            /* switch-in time */
+	__u64 cpu_at_in;        /* se.sum_exec_runtime then */
+	__u64 runq_at_in;       /* sched_info.run_delay then: without the wait that switch-in ended */
+	__u32 tid;
+	__u32 pad;
 };
 
 /* Counters in the per-CPU `stats` array. */
