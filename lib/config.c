@@ -43,7 +43,7 @@ void tm__config_defaults(struct tm__config *c)
 	c->thread_keepalive_ms = 10000;
 	c->max_idle_threads = 256;
 	c->contain_faults = false;
-	c->kernel_trace_rate = 10000;
+	c->kernel_trace_rate = 2000;
 	for (unsigned i = 0; i < TM_BUILTIN_TYPES; i++)
 		strcpy(c->types[i].name, tm__builtin_type_names[i]);
 	c->ntypes = TM_BUILTIN_TYPES;

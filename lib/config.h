@@ -31,7 +31,7 @@ struct tm__config {
 	uint64_t thread_keepalive_ms;      /* 10000: idle task threads retire after this */
 	unsigned max_idle_threads;         /* 256: bound of the thread cache */
 	bool     contain_faults;           /* false: a task's SIGSEGV etc. ends the process */
-	uint64_t kernel_trace_rate;        /* 10000: tasks a second per spawning thread whose
+	uint64_t kernel_trace_rate;        /* 2000: tasks a second per spawning thread whose
 	                                    * probes fire; 0 = every task */
 	/* [task_limits] */
 	uint64_t max_concurrent_total;     /* 0 = unlimited */

@@ -12,7 +12,9 @@
  *          accounting on every switch.
  *      libbpf-tools' runqlat, where installed, is measured the same way.
  *   2. Spawn throughput and paced spawn latency of the library with the
- *      collector watching (probes attached, a thread polling) and without.
+ *      collector watching (probes attached, a thread polling) and without:
+ *      throughput in A B B A pairs at the library's default trace budget,
+ *      then again with every task traced (kernel_trace_rate = 0).
  *   3. Event capacity: task records per second read with zero loss at the
  *      default ring size while the workload spawns trivial tasks flat out.
  *   4. Collector CPU at 20,000 task records per second (10,000 paced spawns
@@ -78,7 +80,7 @@ struct sizes {
 	double cpu_secs;
 };
 
-static const struct sizes full_sizes = { 20, 50000, 5, 100000, 3, 10000, 10000, 200000, 10000, 3.0 };
+static const struct sizes full_sizes = { 20, 50000, 10, 100000, 3, 10000, 10000, 200000, 10000, 3.0 };
 static const struct sizes quick_sizes = { 6, 30000, 3, 20000, 2, 10000, 3000, 50000, 10000, 1.0 };
 
 /* Targets from issue 4. */
@@ -936,43 +938,59 @@ static void lat_quantiles(struct lat_slot *slots, uint64_t n, uint64_t *v, uint6
 	q[2] = bu_quantile(v, n, 0.99);
 }
 
+/* Throughput with the collector watching: the collector is opened, left
+ * 100 ms to finish attaching (its start is not the steady state measured),
+ * then the run. */
+#define ATTACH_SETTLE_NS (100 * 1000000ull)
+
+static double watched_rate(uint64_t n, uint64_t *lost)
+{
+	struct coll c;
+	if (coll_open(&c, CM_PROCESS, getpid()) < 0)
+		return -1;
+	bu_sleep_ns(ATTACH_SETTLE_NS);
+	double r = spawn_rate(n);
+	*lost += coll_close(&c);
+	return r;
+}
+
+/* Pairs in A B B A order (without, with; then with, without), so that a
+ * drift of the machine during the section falls on both sides alike. */
+static int spawn_pairs(const struct sizes *z, double *without, double *with, double *ratio, uint64_t *lost)
+{
+	if (spawn_rate(z->spawn_n) < 0)   /* warm-up: the thread cache fills */
+		return -1;
+	for (unsigned i = 0; i < z->spawn_pairs; i++) {
+		double a, b;
+		if (i % 2 == 0) {
+			a = spawn_rate(z->spawn_n);
+			b = a < 0 ? -1 : watched_rate(z->spawn_n, lost);
+		} else {
+			b = watched_rate(z->spawn_n, lost);
+			a = b < 0 ? -1 : spawn_rate(z->spawn_n);
+		}
+		if (a < 0 || b < 0)
+			return -1;
+		without[i] = a;
+		with[i] = b;
+		ratio[i] = b / a;
+	}
+	return 0;
+}
+
 static int section_spawn(const struct sizes *z)
 {
 	struct spawn_res *s = &g_spawn;
 	struct coll c;
 	s->ran = true;
 	s->tasks_per_run = z->spawn_n;
-	if (spawn_rate(z->spawn_n) < 0)   /* warm-up: the thread cache fills */
+	if (spawn_pairs(z, s->without, s->with, s->ratio, &s->lost) < 0)
 		return -1;
-	for (unsigned i = 0; i < z->spawn_pairs; i++) {
-		double a = spawn_rate(z->spawn_n), b;
-		if (a < 0 || coll_open(&c, CM_PROCESS, getpid()) < 0)
-			return -1;
-		b = spawn_rate(z->spawn_n);
-		s->lost += coll_close(&c);
-		if (b < 0)
-			return -1;
-		s->without[s->n] = a;
-		s->with[s->n] = b;
-		s->ratio[s->n++] = b / a;
-	}
+	s->n = z->spawn_pairs;
 	/* The same with every task traced (kernel_trace_rate = 0): what the
 	 * probes cost a task when none is skipped. */
-	if (use_trace_rate("0") < 0 || spawn_rate(z->spawn_n) < 0)
-		return -1;
-	for (unsigned i = 0; i < s->n; i++) {
-		double a = spawn_rate(z->spawn_n), b;
-		if (a < 0 || coll_open(&c, CM_PROCESS, getpid()) < 0)
-			return -1;
-		b = spawn_rate(z->spawn_n);
-		s->lost += coll_close(&c);
-		if (b < 0)
-			return -1;
-		s->all_without[i] = a;
-		s->all_with[i] = b;
-		s->all_ratio[i] = b / a;
-	}
-	if (use_trace_rate(NULL) < 0)
+	if (use_trace_rate("0") < 0 || spawn_pairs(z, s->all_without, s->all_with, s->all_ratio, &s->lost) < 0 ||
+	    use_trace_rate(NULL) < 0)
 		return -1;
 	uint64_t n = z->lat_n * z->lat_pairs;
 	struct lat_slot *off = calloc(n, sizeof(*off)), *on = calloc(n, sizeof(*on));

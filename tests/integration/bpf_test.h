@@ -43,7 +43,7 @@ static inline const char *bpf_test_skip_reason(void)
 /* Points TASKMON_CONFIG at a file setting kernel_trace_rate (tasks a second
  * per spawning thread whose probes fire; "0" = every task) for the next
  * tm_init. Tests that count kernel records per task over big bursts need
- * "0": the default budget lets bursts of 1,000 through, then 10,000 a second. */
+ * "0": the default budget lets bursts of 200 through, then 2,000 a second. */
 static inline int bt_use_trace_rate(const char *rate)
 {
 	static char path[64];
