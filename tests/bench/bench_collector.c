@@ -923,7 +923,8 @@ struct spawn_res {
 	uint64_t lost;
 	/* latency, all runs pooled, ns */
 	uint64_t lat_n;
-	uint64_t off[3], on[3];   /* p50, p95, p99 */
+	uint64_t off[3], on[3];   /* p50, p95, p99, the default budget */
+	uint64_t all_off[3], all_on[3];   /* every task traced */
 };
 
 static struct spawn_res g_spawn;
@@ -978,10 +979,34 @@ static int spawn_pairs(const struct sizes *z, double *without, double *with, dou
 	return 0;
 }
 
+/* Paced spawn latency, without and with the collector, pooled over the pairs. */
+static int paced_pairs(const struct sizes *z, uint64_t q_off[3], uint64_t q_on[3], uint64_t *lost)
+{
+	struct coll c;
+	uint64_t n = z->lat_n * z->lat_pairs;
+	struct lat_slot *off = calloc(n, sizeof(*off)), *on = calloc(n, sizeof(*on));
+	uint64_t *v = calloc(n, sizeof(*v));
+	int r = off && on && v ? 0 : fail("out of memory");
+	for (unsigned i = 0; r == 0 && i < z->lat_pairs; i++) {
+		r = paced(off + i * z->lat_n, z->lat_n, z->lat_rate, lat_task);
+		if (r == 0 && (r = coll_open(&c, CM_PROCESS, getpid())) == 0) {
+			r = paced(on + i * z->lat_n, z->lat_n, z->lat_rate, lat_task);
+			*lost += coll_close(&c);
+		}
+	}
+	if (r == 0) {
+		lat_quantiles(off, n, v, q_off);
+		lat_quantiles(on, n, v, q_on);
+	}
+	free(off);
+	free(on);
+	free(v);
+	return r;
+}
+
 static int section_spawn(const struct sizes *z)
 {
 	struct spawn_res *s = &g_spawn;
-	struct coll c;
 	s->ran = true;
 	s->tasks_per_run = z->spawn_n;
 	if (spawn_pairs(z, s->without, s->with, s->ratio, &s->lost) < 0)
@@ -992,26 +1017,12 @@ static int section_spawn(const struct sizes *z)
 	if (use_trace_rate("0") < 0 || spawn_pairs(z, s->all_without, s->all_with, s->all_ratio, &s->lost) < 0 ||
 	    use_trace_rate(NULL) < 0)
 		return -1;
-	uint64_t n = z->lat_n * z->lat_pairs;
-	struct lat_slot *off = calloc(n, sizeof(*off)), *on = calloc(n, sizeof(*on));
-	uint64_t *v = calloc(n, sizeof(*v));
-	int r = off && on && v ? 0 : fail("out of memory");
-	for (unsigned i = 0; r == 0 && i < z->lat_pairs; i++) {
-		r = paced(off + i * z->lat_n, z->lat_n, z->lat_rate, lat_task);
-		if (r == 0 && (r = coll_open(&c, CM_PROCESS, getpid())) == 0) {
-			r = paced(on + i * z->lat_n, z->lat_n, z->lat_rate, lat_task);
-			s->lost += coll_close(&c);
-		}
-	}
-	if (r == 0) {
-		s->lat_n = n;
-		lat_quantiles(off, n, v, s->off);
-		lat_quantiles(on, n, v, s->on);
-	}
-	free(off);
-	free(on);
-	free(v);
-	return r;
+	/* Paced latency at the default budget, then with every task traced. */
+	if (paced_pairs(z, s->off, s->on, &s->lost) < 0 || use_trace_rate("0") < 0 ||
+	    paced_pairs(z, s->all_off, s->all_on, &s->lost) < 0 || use_trace_rate(NULL) < 0)
+		return -1;
+	s->lat_n = z->lat_n * z->lat_pairs;
+	return 0;
 }
 
 /* ---- section 3: event capacity ----------------------------------------------------- */
@@ -1137,14 +1148,15 @@ static int section_cpu(const struct sizes *z, enum cmode m)
 	bool wake = g_wake_per_record;
 	s->ran = true;
 	s->secs = z->cpu_secs;
-	if (paced(NULL, n / 4, z->cpu_rate, counted) < 0)   /* the thread cache at this pace */
+	/* Every task traced: the collector's cost per record is asked for. */
+	if (use_trace_rate("0") < 0 || paced(NULL, n / 4, z->cpu_rate, counted) < 0)   /* the thread cache at this pace */
 		return -1;
 	g_wake_per_record = true;
 	int r = cpu_once(z, m, n, &s->per_record);
 	g_wake_per_record = wake;
 	if (r == 0)
 		r = cpu_once(z, m, n, &s->batched);
-	return r;
+	return use_trace_rate(NULL) < 0 ? -1 : r;
 }
 
 /* ---- the table ----------------------------------------------------------------------- */
@@ -1203,6 +1215,14 @@ static void print_spawn(void)
 		snprintf(bl, sizeof(bl), "without %.1f", s->off[i] / 1e3);
 		snprintf(ra, sizeof(ra), "%.3fx", ratio);
 		row(f, o, bl, ra, i == 0 ? t : "", i == 0 ? (ratio >= T_SPAWN_RATIO ? "PASS" : "MISS") : "");
+	}
+	for (int i = 0; i < 3; i++) {
+		char f[64];
+		snprintf(f, sizeof(f), "  every task traced, %s us", qn[i]);
+		snprintf(o, sizeof(o), "%.1f", s->all_on[i] / 1e3);
+		snprintf(bl, sizeof(bl), "without %.1f", s->all_off[i] / 1e3);
+		snprintf(ra, sizeof(ra), "%.3fx", (double)s->all_off[i] / (double)s->all_on[i]);
+		row(f, o, bl, ra, "", "");
 	}
 	if (s->lost)
 		row("  records lost meanwhile", bu_count(o, sizeof(o), s->lost), "", "", "0", "MISS");
@@ -1367,7 +1387,10 @@ static void json_spawn(FILE *f)
 	json_arr(f, "without_per_s", s->all_without, s->n);
 	fprintf(f, ",");
 	json_arr(f, "with_per_s", s->all_with, s->n);
-	fprintf(f, ",\"ratio_median\":%.4f}", spread_of(s->all_ratio, s->n).med);
+	fprintf(f, ",\"ratio_median\":%.4f", spread_of(s->all_ratio, s->n).med);
+	fprintf(f, ",\"latency_us\":{\"without\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f},\"with\":{\"p50\":%.3f,"
+	        "\"p95\":%.3f,\"p99\":%.3f}}}", s->all_off[0] / 1e3, s->all_off[1] / 1e3, s->all_off[2] / 1e3,
+	        s->all_on[0] / 1e3, s->all_on[1] / 1e3, s->all_on[2] / 1e3);
 	fprintf(f, ",\"kernel_trace_rate\":\"library default\",\"ratio_median\":%.4f,\"latency_tasks\":%llu,\"latency_us\":{\"without\":{\"p50\":%.3f,"
 	        "\"p95\":%.3f,\"p99\":%.3f},\"with\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f}},"
 	        "\"latency_p50_ratio\":%.4f,\"records_lost\":%llu,\"target_ratio\":%.2f,\"pass\":%s}",
