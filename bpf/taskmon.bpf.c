@@ -201,12 +201,11 @@ static __always_inline void thread_drop(struct task_struct *task, __u32 tid, boo
 
 /* The kernel's own counters of a thread, read while it is current (or is
  * `prev` at its switch-out): run_delay then covers every wait up to its
- * latest switch-in, which is all of them. */
+ * latest switch-in, which is all of them. run_delay is in sched_info, which
+ * only kernels built with CONFIG_SCHED_INFO have (every major
+ * distribution's); without it run-queue figures read 0 and `taskmond
+ * --check` says why. */
 #define MIGRATIONS_OF(task)  BPF_CORE_READ(task, se.nr_migrations)
-
-/* A TASK_FIELD (below) of sched_info, which only kernels built with
- * CONFIG_SCHED_INFO have (every major distribution's); without it run-queue
- * figures read 0 and `taskmond --check` says why. */
 #define RUN_DELAY(btf, p) (bpf_core_field_exists((p)->sched_info) ? TASK_FIELD(btf, p, sched_info.run_delay) : 0)
 #define RUNQ_OF(task) RUN_DELAY(false, task)
 

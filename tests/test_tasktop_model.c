@@ -628,6 +628,41 @@ static void test_warnings_restart_loop(void **state)
 	tt_model_free(m);
 }
 
+/* Tasks spawned past kernel_trace_rate in the interval: the type is
+ * flagged, with how many of its spawns the kernel saw; not when none were
+ * skipped, nor in the first sample (no interval yet). */
+static void test_warnings_sampled(void **state)
+{
+	(void)state;
+	const uint64_t S = 1000000000ull;
+	struct tt_model *cur = hand_model(S, 0);
+	cur->workloads[0].types[0].reg.c[TM_C_SPAWNED] = 1000;
+	cur->workloads[0].types[0].reg.c[TT_C_TRACE_SKIPPED] = 200;
+	struct tt_model *m = step(NULL, cur);
+	assert_false(has_warning(m, TT_WK_SAMPLED, 0));
+	cur = hand_model(2 * S, 0);
+	cur->workloads[0].types[0].reg.c[TM_C_SPAWNED] = 6000;
+	cur->workloads[0].types[0].reg.c[TT_C_TRACE_SKIPPED] = 3200;
+	m = step(m, cur);
+	assert_true(m->workloads[0].types[0].warnings & TT_W_SAMPLED);
+	assert_true(has_warning(m, TT_WK_SAMPLED, 0));
+	const char *text = NULL;
+	for (size_t i = 0; i < m->nwarnings; i++)
+		if (m->warnings[i].kind == TT_WK_SAMPLED)
+			text = m->warnings[i].text;
+	assert_non_null(text);
+	print_message("%s\n", text);
+	assert_non_null(strstr(text, "kernel figures for 2000 of 5000 tasks"));
+	assert_non_null(strstr(text, "'network'"));
+	cur = hand_model(3 * S, 0);
+	cur->workloads[0].types[0].reg.c[TM_C_SPAWNED] = 7000;
+	cur->workloads[0].types[0].reg.c[TT_C_TRACE_SKIPPED] = 3200;
+	m = step(m, cur);
+	assert_false(has_warning(m, TT_WK_SAMPLED, 0));
+	assert_false(m->workloads[0].types[0].warnings & TT_W_SAMPLED);
+	tt_model_free(m);
+}
+
 static void test_warnings_leak_and_lost_events(void **state)
 {
 	(void)state;
@@ -878,6 +913,7 @@ int main(void)
 		cmocka_unit_test(test_warnings_finished_tasks),
 		cmocka_unit_test(test_warnings_restart_loop),
 		cmocka_unit_test(test_warnings_leak_and_lost_events),
+		cmocka_unit_test(test_warnings_sampled),
 		cmocka_unit_test(test_crash_record),
 		cmocka_unit_test(test_crash_log_incremental),
 		cmocka_unit_test(test_escape),

@@ -227,7 +227,7 @@ const char *tt_warn_kind_name(enum tt_warn_kind k)
 {
 	static const char *const names[TT_WK_COUNT] = {
 		[TT_WK_NO_YIELD] = "no-yield", [TT_WK_STARVED] = "starved", [TT_WK_RESTART_LOOP] = "restart-loop",
-		[TT_WK_LEAK] = "leak", [TT_WK_LOST_EVENTS] = "lost-events",
+		[TT_WK_LEAK] = "leak", [TT_WK_LOST_EVENTS] = "lost-events", [TT_WK_SAMPLED] = "sampled",
 	};
 	return (unsigned)k < TT_WK_COUNT ? names[k] : "unknown";
 }
@@ -343,7 +343,7 @@ static void counters_diff(struct tt_counters *cur, const struct tt_counters *pre
 		memset(cur->delta, 0, sizeof(cur->delta));
 		return;
 	}
-	for (int i = 0; i < TM_C_COUNT; i++)
+	for (int i = 0; i < TT_C_COUNT; i++)
 		cur->delta[i] = grow(cur->c[i], prev->c[i]);
 	cur->delta_valid = true;
 }

@@ -92,12 +92,16 @@ struct tt_kfig {
 };
 
 /* The library's counters (enum tm_counter order) and, derived, what changed. */
+/* Counters: the library's (enum tm_counter), then the registry's others. */
+enum { TT_C_TRACE_SKIPPED = TM_C_COUNT,   /* spawned past kernel_trace_rate: no kernel figures */
+       TT_C_COUNT };
+
 struct tt_counters {
-	uint64_t c[TM_C_COUNT];
+	uint64_t c[TT_C_COUNT];
 	/* derived by tt_model_diff: growth since the previous sample (0 when a
 	 * counter went backwards: a restarted workload or collector) */
 	bool     delta_valid;
-	uint64_t delta[TM_C_COUNT];
+	uint64_t delta[TT_C_COUNT];
 };
 
 /* A string from the data. */
@@ -154,7 +158,7 @@ struct tt_type {
 	uint64_t cpu_interval_ns;      /* the on-CPU time behind cpu_pct */
 	uint32_t running_trend[TT_TREND_N];   /* running count, oldest first; ntrend valid entries at the end */
 	uint8_t  ntrend;
-	unsigned warnings;             /* TT_W_* bits (TT_W_LEAK, TT_W_RESTART_LOOP) */
+	unsigned warnings;             /* TT_W_* bits (TT_W_LEAK, TT_W_SAMPLED, TT_W_RESTART_LOOP) */
 };
 
 /* Machine-wide, by type name. */
@@ -327,6 +331,7 @@ enum tt_warn_kind {
 	TT_WK_RESTART_LOOP,  /* a critical task restarting over and over */
 	TT_WK_LEAK,          /* a type's running count growing steadily */
 	TT_WK_LOST_EVENTS,   /* the kernel dropped events in the interval */
+	TT_WK_SAMPLED,       /* a type spawned past kernel_trace_rate in the interval */
 	TT_WK_COUNT
 };
 #define TT_W_NO_YIELD      (1u << TT_WK_NO_YIELD)
@@ -334,6 +339,7 @@ enum tt_warn_kind {
 #define TT_W_RESTART_LOOP  (1u << TT_WK_RESTART_LOOP)
 #define TT_W_LEAK          (1u << TT_WK_LEAK)
 #define TT_W_LOST_EVENTS   (1u << TT_WK_LOST_EVENTS)
+#define TT_W_SAMPLED       (1u << TT_WK_SAMPLED)
 
 struct tt_warning {
 	enum tt_warn_kind kind;

@@ -131,7 +131,7 @@ void tt_fmt_workload(char *buf, size_t cap, const struct tt_model *m, pid_t pid,
 
 void tt_fmt_warn(char *buf, size_t cap, unsigned warnings)
 {
-	static const char letters[TT_WK_COUNT] = { 'Y', 'S', 'R', 'L', 'E' };
+	static const char letters[TT_WK_COUNT] = { 'Y', 'S', 'R', 'L', 'E', 'K' };
 	size_t n = 0;
 	for (int k = 0; k < TT_WK_COUNT && n + 1 < cap; k++)
 		if (warnings & (1u << k))

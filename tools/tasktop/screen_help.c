@@ -32,6 +32,7 @@ static const char *const help_lines[] = {
 	"  R restart-loop  a critical task restarting over and over",
 	"  L leak          a type's running count growing steadily",
 	"  E lost-events   the kernel dropped events in the interval",
+	"  K sampled       spawns past kernel_trace_rate: kernel figures cover only some",
 };
 
 void tt_screen_help(struct tt_canvas *c, struct tt_area a, const struct tt_model *m, struct tt_view *v)

@@ -14,11 +14,11 @@
 
 #define I63_MAX 0x7fffffffffffffffull
 
-static const char *const counter_keys[TM_C_COUNT] = {
+static const char *const counter_keys[TT_C_COUNT] = {
 	[TM_C_SPAWNED] = "spawned", [TM_C_RUNNING] = "running", [TM_C_SUCCEEDED] = "succeeded",
 	[TM_C_FAILED] = "failed", [TM_C_PANICKED] = "panicked", [TM_C_CANCELLED] = "cancelled",
 	[TM_C_TIMED_OUT] = "timed_out", [TM_C_RESTARTS] = "restarts", [TM_C_REJECTED] = "rejected",
-	[TM_C_CRASHED] = "crashed", [TM_C_ESCALATIONS] = "escalations",
+	[TM_C_CRASHED] = "crashed", [TM_C_ESCALATIONS] = "escalations", [TT_C_TRACE_SKIPPED] = "trace_skipped",
 };
 
 /* ---- typed getters: wrong type → counted, zero ---------------------------- */
@@ -187,8 +187,8 @@ static void parse_kfig(struct ctx *c, struct tt_kfig *k, const jnode *o)
 static void parse_counters(struct ctx *c, struct tt_counters *cn, const jnode *o)
 {
 	*cn = (struct tt_counters){ 0 };
-	for (int i = 0; o && i < TM_C_COUNT; i++)
-		cn->c[i] = get_u64(c, o, counter_keys[i]);
+	for (int i = 0; o && i < TT_C_COUNT; i++)
+		cn->c[i] = get_u64(c, o, counter_keys[i]);   /* absent (older collectors): 0 */
 }
 
 /* ---- collector and machine ------------------------------------------------ */

@@ -157,7 +157,8 @@ static int read_types(struct tt_source *s, tm_shm_reader *r, struct tt_workload 
 		struct tt_type *t = &w->types[w->ntypes++];
 		t->id = src->id;
 		set_name(&t->name, src->name);
-		memcpy(t->reg.c, src->counters, sizeof(t->reg.c));
+		memcpy(t->reg.c, src->counters, sizeof(src->counters));
+		t->reg.c[TT_C_TRACE_SKIPPED] = src->trace_skipped;
 		hist_from_buckets(&t->lib_latency, src->hist, src->latency_count, src->latency_sum_ns, src->latency_max_ns);
 		if (src->latency_count && (t->lib_latency.buckets = malloc(sizeof(src->hist))))
 			memcpy(t->lib_latency.buckets, src->hist, sizeof(src->hist));
@@ -330,7 +331,7 @@ static int machine_totals(struct tt_model *m)
 	uint64_t count = 0, sum = 0, max = 0;
 	for (size_t i = 0; i < m->nworkloads; i++) {
 		const struct tt_workload *w = &m->workloads[i];
-		for (int c = 0; c < TM_C_COUNT; c++)
+		for (int c = 0; c < TT_C_COUNT; c++)
 			m->machine_reg.c[c] += c == TM_C_RUNNING && !w->alive ? 0 : w->reg.c[c];
 		m->workloads_seen++;
 		m->workloads_live += w->alive;
@@ -338,7 +339,7 @@ static int machine_totals(struct tt_model *m)
 		for (size_t k = 0; k < w->ntypes; k++) {
 			const struct tt_type *t = &w->types[k];
 			struct tt_mtype *mt = mtype_for(m, t->name.s);
-			for (int c = 0; mt && c < TM_C_COUNT; c++)
+			for (int c = 0; mt && c < TT_C_COUNT; c++)
 				mt->reg.c[c] += t->reg.c[c];
 			if (!t->lib_latency.buckets)
 				continue;

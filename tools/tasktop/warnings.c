@@ -152,16 +152,28 @@ static void type_warnings(struct wlist *l, struct tt_model *m, const struct tt_w
 		for (size_t k = 0; k < w->ntypes; k++) {
 			struct tt_type *ty = &w->types[k];
 			ty->warnings = 0;
-			if (!w->alive || !type_leaking(ty, o))
+			if (!w->alive)
 				continue;
-			ty->warnings |= TT_W_LEAK;
 			char name[TT_NAME_CAP * 2], comm[TT_COMM_CAP * 2];
 			tt_escape(ty->name.s, name, sizeof(name));
 			tt_escape(w->comm.s, comm, sizeof(comm));
-			const uint32_t *v = ty->running_trend + (ty->ntrend - (steps + 1));
-			add(l, TT_WK_LEAK, w->pid, 0, ty->id, SIZE_MAX,
-			    "type '%s' of pid %d %s: running tasks grew from %u to %u over the last %u samples (leak?)", name,
-			    (int)w->pid, comm, v[0], v[steps], steps);
+			if (type_leaking(ty, o)) {
+				ty->warnings |= TT_W_LEAK;
+				const uint32_t *v = ty->running_trend + (ty->ntrend - (steps + 1));
+				add(l, TT_WK_LEAK, w->pid, 0, ty->id, SIZE_MAX,
+				    "type '%s' of pid %d %s: running tasks grew from %u to %u over the last %u samples (leak?)",
+				    name, (int)w->pid, comm, v[0], v[steps], steps);
+			}
+			uint64_t skipped = ty->reg.delta_valid ? ty->reg.delta[TT_C_TRACE_SKIPPED] : 0;
+			if (skipped) {
+				uint64_t spawned = ty->reg.delta[TM_C_SPAWNED];
+				ty->warnings |= TT_W_SAMPLED;
+				add(l, TT_WK_SAMPLED, w->pid, 0, ty->id, SIZE_MAX,
+				    "type '%s' of pid %d %s: kernel figures for %llu of %llu tasks spawned in the last %.1f s "
+				    "(the rest past kernel_trace_rate)", name, (int)w->pid, comm,
+				    (unsigned long long)(spawned > skipped ? spawned - skipped : 0),
+				    (unsigned long long)(spawned > skipped ? spawned : skipped), (double)m->interval_ns / 1e9);
+			}
 		}
 	}
 }

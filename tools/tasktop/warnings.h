@@ -9,6 +9,9 @@
  *   restart-loop  a critical task restarted again and again within a window
  *   leak          a type's running count growing steadily over the last samples
  *   lost-events   the kernel dropped events in the interval: figures undercount
+ *   sampled       a type's tasks were spawned past their spawner's
+ *                 kernel_trace_rate in the interval: they fired no probe, so
+ *                 its kernel figures describe the traced ones only
  */
 #ifndef TASKTOP_WARNINGS_H
 #define TASKTOP_WARNINGS_H
