@@ -13,7 +13,7 @@ DEB_PACKAGES := gcc make pkg-config clang libcmocka-dev libinih-dev systemtap-sd
                 libglib2.0-dev procps \
                 libbpf-dev bpftool libelf-dev zlib1g-dev llvm libjansson-dev \
                 libmicrohttpd-dev libncurses-dev prometheus tmux libclang-rt-14-dev linux-perf python3 \
-                librsvg2-bin libxml2-utils
+                librsvg2-bin libxml2-utils libbpf-tools
 
 PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib

@@ -667,13 +667,15 @@ static int runqlat_start(struct tool *t)
 	posix_spawn_file_actions_t fa;
 	char line[4096];
 	size_t used = 0;
-	char *argv[] = { g_runqlat, NULL };
+	/* Line-buffered: into a pipe, its "Tracing ..." line would otherwise
+	 * wait in its stdio buffer until it exits. stdbuf execs it: same pid. */
+	char *argv[] = { "stdbuf", "-oL", g_runqlat, NULL };
 	if (pipe(out))
 		return -1;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	int err = posix_spawn(&t->pid, g_runqlat, &fa, NULL, argv, environ);
+	int err = posix_spawnp(&t->pid, "stdbuf", &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(out[1]);
 	if (err) {
