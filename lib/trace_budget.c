@@ -9,16 +9,18 @@
  * thread 1-2% of a core at most. So each spawning thread has a token
  * bucket: it earns one nanosecond of credit per nanosecond, a traced task
  * costs 1e9 / rate of it, and the credit is capped at a tenth of a second's
- * worth (bursts of up to rate / 10 tasks). The tasks past the budget run the same,
- * are counted in the registry (trace_skipped, per type) and keep exact
- * library figures; only their kernel figures are missing. Per thread, so the
- * decision touches no shared cache line; critical tasks are always traced. */
+ * worth (bursts of up to rate / 10 tasks, or one). The tasks past the
+ * budget run the same, are counted in the registry (trace_skipped, per
+ * type) and keep exact library figures; only their kernel figures are
+ * missing. Per thread, so the decision touches no shared cache line;
+ * critical tasks are always traced. */
 #include "core.h"
 
 #define BURST_NS 100000000ull   /* credit cap: 0.1 s of the budget */
 
 static __thread uint64_t credit_ns;   /* unspent credit */
 static __thread uint64_t credit_at;   /* when it was last brought up to date; 0 = never */
+static __thread uint32_t credit_epoch;/* tm__g.epoch then: a new tm_init starts a full bucket */
 
 bool tm__trace_admit(uint64_t now_ns)
 {
@@ -26,13 +28,16 @@ bool tm__trace_admit(uint64_t now_ns)
 	if (!rate)
 		return true;
 	uint64_t cost = 1000000000ull / rate;
-	if (!credit_at)
-		credit_ns = BURST_NS;
-	else if (now_ns > credit_at)
+	uint64_t cap = cost > BURST_NS ? cost : BURST_NS;   /* below 10 a second: room for one */
+	if (!credit_at || credit_epoch != tm__g.epoch) {
+		credit_ns = cap;
+		credit_epoch = tm__g.epoch;
+	} else if (now_ns > credit_at) {
 		credit_ns += now_ns - credit_at;
+	}
 	credit_at = now_ns;
-	if (credit_ns > BURST_NS)
-		credit_ns = BURST_NS;
+	if (credit_ns > cap)
+		credit_ns = cap;
 	if (credit_ns < cost)
 		return false;
 	credit_ns -= cost;

@@ -247,12 +247,39 @@ static void test_registry_gone(void **state)
 	tmd_crash_out_release(&out);
 }
 
+/* A task spawned past its spawner's kernel_trace_rate fires no probe: the
+ * kernel does not know which task its thread runs, and the crash event
+ * carries no task id. The record still names the task, from the registry,
+ * by the thread it ran on. (The crasher spawns two warm-up tasks before
+ * dice_roll; at one a second only the first is traced.) */
+static void test_untraced_task_named(void **state)
+{
+	BPF_TEST_REQUIRE();
+	struct fixture *f = *state;
+	assert_int_equal(bt_use_trace_rate("1"), 0);
+	int st = run_crasher(f, "segv");
+	bt_drop_trace_rate();
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+	const struct bt_event *ev = bt_find(f->s, TM_EV_CRASH, f->c.pid, 0);
+	assert_non_null(ev);
+	assert_int_equal(ev->u.h.task_id, 0);   /* the kernel could not name it */
+	assert_int_equal(f->records, 1);
+	assert_int_equal(f->record_rc, 0);
+	print_record(f);
+	json_t *j = log_record(f);
+	expect_task(j, "registry");
+	assert_true(json_integer_value(json_object_get(json_object_get(j, "task"), "id")) > 0);
+	assert_string_equal(str(j, "signal"), "SIGSEGV");
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_segv_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_untraced_task_named, setup, teardown),
 	};
 	tmd_libbpf_print(false);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "integration/bpf_test.h"
+#include "test_util.h"
 #include "merge.h"
 #include "snapshot.h"
 #include "taskmon.h"
@@ -614,6 +615,56 @@ static void test_snapshot_json(void **state)
 	tmd_merge_free(m);
 }
 
+static atomic_int g_gate;
+
+static int waits_at_gate(void *arg)
+{
+	(void)arg;
+	gate_wait(&g_gate);
+	return 0;
+}
+
+/* Tasks spawned past kernel_trace_rate: the registry's count reaches the
+ * merge, and a crash on the thread of such a task (whose crash event has no
+ * task id: the kernel never heard of the task) marks that task crashed. */
+static void test_untraced_tasks(void **state)
+{
+	(void)state;
+	struct tmd_merge *m;
+	pid_t me = getpid();
+	assert_int_equal(bt_use_trace_rate("1"), 0);
+	assert_int_equal(tm_init(NULL), 0);
+	bt_drop_trace_rate();
+	atomic_store(&g_gate, 0);
+	spawn_join("traced", TM_NETWORK, 1);      /* the burst's one task */
+	tm_task *h;
+	assert_int_equal(tm_spawn(&h, "untraced", waits_at_gate, NULL, TM_SPAWN_OPTS(.type = TM_NETWORK)), 0);
+	struct tm_task_info info;
+	for (int i = 0; i < 5000 && !(tm_list_tasks(&info, 1, true) == 1 && info.tid); i++)
+		usleep(1000);
+	assert_int_equal(info.id, tm_task_id(h));
+	assert_true(info.tid > 0);
+	assert_int_equal(tmd_merge_new(&m, NULL), 0);
+	assert_int_equal(tmd_merge_add(m, me, bt_now_ns()), 0);
+	const struct tmd_workload *w = tmd_merge_find_workload(m, me);
+	assert_int_equal(w->types[TM_NETWORK].counters[TMD_C_TRACE_SKIPPED], 1);
+	struct tm_ev_crash c;
+	memset(&c, 0, sizeof(c));
+	c.h = (struct tm_ev_hdr){ .ts_ns = bt_now_ns(), .task_id = 0, .kind = TM_EV_CRASH, .pid = (__u32)me,
+	                          .tid = (__u32)info.tid };
+	c.sig = SIGSEGV;
+	c.code = 1;
+	feed(m, &c, sizeof(c), bt_now_ns());
+	const struct tmd_task *t = tmd_merge_find_task(m, me, info.id);
+	assert_non_null(t);
+	assert_true(t->flags & TMD_T_CRASHED);
+	assert_int_equal(w->crashes, 1);
+	gate_open(&g_gate);
+	assert_int_equal(tm_join(h, 10000, NULL, NULL), 0);
+	tm_shutdown();
+	tmd_merge_free(m);
+}
+
 int main(void)
 {
 	/* Never register with a collector that may run on this machine. */
@@ -626,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_messages_and_restarts),
 		cmocka_unit_test(test_dead_workload),
 		cmocka_unit_test(test_snapshot_json),
+		cmocka_unit_test(test_untraced_tasks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

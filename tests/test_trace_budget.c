@@ -159,6 +159,26 @@ static void test_critical_always_traced(void **state)
 	tm_shutdown();
 }
 
+/* Below ten a second the burst still holds one task: rate 1 traces the
+ * first task, then one a second. */
+static void *five(void *arg)
+{
+	(void)arg;
+	burst(5, TM_NETWORK);
+	return NULL;
+}
+
+static void test_slow_rate_traces_one(void **state)
+{
+	(void)state;
+	init_with_rate("1");
+	pthread_t th;   /* a thread of its own: the budget is per spawning thread */
+	assert_int_equal(pthread_create(&th, NULL, five, NULL), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(skipped(TM_NETWORK), 4);
+	tm_shutdown();
+}
+
 /* A bad value is refused with one sentence naming the key. */
 static void test_bad_rate_refused(void **state)
 {
@@ -182,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_budget_is_per_thread),
 		cmocka_unit_test(test_rate_zero_traces_all),
 		cmocka_unit_test(test_critical_always_traced),
+		cmocka_unit_test(test_slow_rate_traces_one),
 		cmocka_unit_test(test_bad_rate_refused),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
