@@ -190,7 +190,7 @@ $(USER_OBJS): $(BUILD)/bpf/taskmon.skel.h
 $(BUILD)/user/%.o: user/%.c
 	$(call msg,CC,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) -Iuser -Ibpf -I$(BUILD)/bpf -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Iuser -Ibpf -I$(BUILD)/bpf -Itools/common -c $< -o $@
 
 $(BUILD)/taskmond: $(USER_OBJS) $(BUILD)/libtaskmon.a
 	$(call msg,LD,$@)

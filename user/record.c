@@ -21,6 +21,7 @@
  * stats under one mutex.
  */
 #include "record.h"
+#include "record_name.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,7 +44,7 @@
 #define QUEUE_MAX        4            /* records waiting for the writer */
 #define RETENTION_EVERY  (60ull * 1000000000ull)
 #define MIN_ROTATE_BYTES (64ull << 10)
-#define NAME_LEN         (sizeof("taskmon-YYYYMMDDTHHMMSSZ.jsonl") - 1)
+#define NAME_LEN         TM_RECORD_NAME_LEN
 #define SEC              1000000000ull
 
 struct item {
@@ -323,34 +324,6 @@ static int make_dirs(const char *path)
 	}
 }
 
-static void file_name(char out[NAME_LEN + 1], uint64_t unix_ns)
-{
-	time_t t = (time_t)(unix_ns / SEC);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, NAME_LEN + 1, "taskmon-%Y%m%dT%H%M%SZ.jsonl", &tm);
-}
-
-/* The name's time, or -1 when it is not a record file's name. */
-static int64_t name_time(const char *name)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	if (strlen(name) != NAME_LEN || strncmp(name, "taskmon-", 8) != 0 || strcmp(name + 23, "Z.jsonl") != 0 ||
-	    name[16] != 'T')
-		return -1;
-	for (int i = 8; i < 23; i++)
-		if (i != 16 && (name[i] < '0' || name[i] > '9'))
-			return -1;
-	if (sscanf(name + 8, "%4d%2d%2dT%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-	           &tm.tm_sec) != 6)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	time_t t = timegm(&tm);
-	return t < 0 ? -1 : (int64_t)t;
-}
-
 /* A file left by a collector killed mid-write ends in a torn line: cut it
  * off, so that the next record does not make it a bad one. */
 static int cut_torn_tail(int fd, uint64_t *size)
@@ -381,7 +354,7 @@ static int open_file(struct tmd_recorder *r, uint64_t unix_ns)
 	int e = make_dirs(r->dir);
 	if (e < 0)
 		return e;
-	file_name(r->cur_name, unix_ns);
+	tm_record_file_name(r->cur_name, unix_ns);
 	snprintf(path, sizeof(path), "%s/%s", r->dir, r->cur_name);
 	/* 0640, as the crash log: a record holds every user's workloads and task
 	 * names, which the socket shows a user only for their own. */
@@ -428,7 +401,7 @@ static int list_files(const char *dir, struct rfile **out, size_t *n)
 	if (!d)
 		return -errno;
 	while ((de = readdir(d))) {
-		int64_t t = name_time(de->d_name);
+		int64_t t = tm_record_name_time(de->d_name);
 		if (t < 0 || fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
 			continue;
 		if (*n == cap) {

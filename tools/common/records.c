@@ -8,6 +8,7 @@
  * that has it but is broken elsewhere, or whose record.time_unix_ns is
  * another, is caught when it is parsed (tm_records_get). */
 #include "records.h"
+#include "record_name.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +23,7 @@
 #include <unistd.h>
 
 #define CHUNK     (1u << 20)
-#define NAME_LEN  (sizeof("taskmon-YYYYMMDDTHHMMSSZ.jsonl") - 1)
+#define NAME_LEN  TM_RECORD_NAME_LEN
 #define SEC       1000000000ull
 #define TIME_KEY  "\"time_unix_ns\":"
 
@@ -54,27 +55,6 @@ struct tm_records {
 
 /* ---- file names ---------------------------------------------------------------------- */
 
-/* Seconds since the epoch in the name, or -1 when it is not a record file's name. */
-static int64_t name_time(const char *name)
-{
-	struct tm tm;
-	memset(&tm, 0, sizeof(tm));
-	if (strlen(name) != NAME_LEN || strncmp(name, "taskmon-", 8) != 0 || strcmp(name + 23, "Z.jsonl") != 0 ||
-	    name[16] != 'T')
-		return -1;
-	for (int i = 8; i < 23; i++)
-		if (i != 16 && (name[i] < '0' || name[i] > '9'))
-			return -1;
-	if (sscanf(name + 8, "%4d%2d%2dT%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-	           &tm.tm_sec) != 6 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	time_t t = timegm(&tm);
-	return t < 0 ? -1 : (int64_t)t;
-}
-
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(a, b);
@@ -92,7 +72,7 @@ static int list_files(struct tm_records *r, char *err, size_t errlen)
 		return -e;
 	}
 	while ((de = readdir(d))) {
-		if (name_time(de->d_name) < 0 || fstatat(dirfd(d), de->d_name, &sb, 0) != 0 || !S_ISREG(sb.st_mode))
+		if (tm_record_name_time(de->d_name) < 0 || fstatat(dirfd(d), de->d_name, &sb, 0) != 0 || !S_ISREG(sb.st_mode))
 			continue;
 		if (r->nfiles == cap) {
 			void *p = realloc(r->files, (cap = cap ? cap * 2 : 64) * sizeof(*r->files));
@@ -247,10 +227,10 @@ static int by_time(const void *a, const void *b)
  * file's name's second + 1. */
 static bool file_wanted(const struct tm_records *r, size_t i, uint64_t since, uint64_t until)
 {
-	uint64_t start = (uint64_t)name_time(r->files[i]) * SEC;
+	uint64_t start = (uint64_t)tm_record_name_time(r->files[i]) * SEC;
 	if (until && start > until)
 		return false;
-	if (since && i + 1 < r->nfiles && ((uint64_t)name_time(r->files[i + 1]) + 1) * SEC <= since)
+	if (since && i + 1 < r->nfiles && ((uint64_t)tm_record_name_time(r->files[i + 1]) + 1) * SEC <= since)
 		return false;
 	return true;
 }
