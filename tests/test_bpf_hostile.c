@@ -383,17 +383,8 @@ static void start_taskmond(void)
 		      "--retention", "60", (char *)NULL);
 		_exit(98);
 	}
-	for (int i = 0; i < 400; i++) {   /* up when its socket answers */
-		int fd = tc_connect(g_socket);
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		if (!tmd_alive())
-			break;
-		tc_msleep(25);
-	}
-	fail_msg("taskmond did not come up on %s", g_socket);
+	if (!tc_wait_up(g_socket, 400, tmd_alive))
+		fail_msg("taskmond did not come up on %s", g_socket);
 }
 
 static void stop_taskmond(void)

@@ -123,17 +123,8 @@ static void start_taskmond(void)
 		      (char *)NULL);
 		_exit(98);
 	}
-	for (int i = 0; i < 1200; i++) {   /* up when its socket answers */
-		int fd = tc_connect(g_socket);
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		if (!tmd_alive())
-			break;
-		tc_msleep(25);
-	}
-	fail_msg("taskmond did not come up on %s", g_socket);
+	if (!tc_wait_up(g_socket, 1200, tmd_alive))
+		fail_msg("taskmond did not come up on %s", g_socket);
 }
 
 /* Detaching waits for the kernel (an RCU grace period per uprobe): bounded,

@@ -43,6 +43,23 @@ static inline int tc_connect(const char *path)
 	return fd;
 }
 
+/* Waits until a collector answers on path: true, or false once `alive`
+ * says it died or `tries` polls 25 ms apart went unanswered. */
+static inline bool tc_wait_up(const char *path, int tries, bool (*alive)(void))
+{
+	for (int i = 0; i < tries; i++) {
+		int fd = tc_connect(path);
+		if (fd >= 0) {
+			close(fd);
+			return true;
+		}
+		if (!alive())
+			return false;
+		tc_msleep(25);
+	}
+	return false;
+}
+
 static inline bool tc_read_full(int fd, void *buf, size_t len)
 {
 	char *p = buf;
