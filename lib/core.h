@@ -72,6 +72,7 @@ struct tm__lib {
 	_Atomic bool shutting_down;
 	uint32_t epoch;               /* bumped by every tm_init that builds a registry */
 	struct tm__config cfg;
+	uint64_t trace_cost_ns;       /* 1e9 / cfg.kernel_trace_rate, 0 when it is 0 (trace_budget.c) */
 
 	/* shared-memory segment */
 	char shm_name[64];

@@ -90,6 +90,7 @@ static int bring_up(const char *path, bool contain_faults)
 	if (r < 0)
 		return r;
 	g->cfg.contain_faults |= contain_faults;
+	g->trace_cost_ns = g->cfg.kernel_trace_rate ? 1000000000ull / g->cfg.kernel_trace_rate : 0;
 	/* Handlers stay installed once on: containment is for the process's life. */
 	if (g->cfg.contain_faults && (r = tm__contain_init()) < 0)
 		return r;

@@ -24,10 +24,9 @@ static __thread uint32_t credit_epoch;/* tm__g.epoch then: a new tm_init starts 
 
 bool tm__trace_admit(uint64_t now_ns)
 {
-	uint64_t rate = tm__g.cfg.kernel_trace_rate;
-	if (!rate)
+	uint64_t cost = tm__g.trace_cost_ns;
+	if (!cost)
 		return true;
-	uint64_t cost = 1000000000ull / rate;
 	uint64_t cap = cost > BURST_NS ? cost : BURST_NS;   /* below 10 a second: room for one */
 	if (!credit_at || credit_epoch != tm__g.epoch) {
 		credit_ns = cap;
